@@ -1,0 +1,116 @@
+//! Byte layout of the coordination file.
+//!
+//! ```text
+//! offset 0                  4096                4096 + 64·P
+//! ┌─────────────────────────┬───────────────────┬──────────────────────┐
+//! │ header (one page)       │ P process slots   │ R reader slots       │
+//! │ magic, version, clock,  │ 64 bytes each     │ 64 bytes each        │
+//! │ timestamps, WAL marks…  │                   │                      │
+//! └─────────────────────────┴───────────────────┴──────────────────────┘
+//! ```
+//!
+//! Every header field is a little-endian `u64` at an 8-byte aligned offset
+//! and is accessed as an atomic. Each offset is built from the previous one.
+//! Lock bytes (see `lock.rs`) are a separate name space: they are ranges of
+//! the file that are locked, never read or written.
+
+/// `b"SCRBCOOR"`.
+pub const MAGIC: [u8; 8] = *b"SCRBCOOR";
+/// Version of this layout. Bump on any incompatible change.
+pub const FORMAT_VERSION: u64 = 1;
+/// Written to `INIT_STATE` last, once the file is fully initialised.
+pub const INIT_READY: u64 = 0x5245_4144_5921; // "READY!"
+
+const F: usize = 8;
+pub const OFF_MAGIC: usize = 0;
+pub const OFF_VERSION: usize = OFF_MAGIC + F;
+pub const OFF_MAX_READERS: usize = OFF_VERSION + F;
+pub const OFF_MAX_PROCS: usize = OFF_MAX_READERS + F;
+pub const OFF_INIT_STATE: usize = OFF_MAX_PROCS + F;
+/// Hash of the kernel boot id under which the version store was built.
+pub const OFF_BOOT_ID: usize = OFF_INIT_STATE + F;
+/// Incremented whenever the version store is rebuilt from the WAL.
+pub const OFF_EPOCH: usize = OFF_BOOT_ID + F;
+/// Last timestamp handed out by the hybrid logical clock.
+pub const OFF_HLC_LAST: usize = OFF_EPOCH + F;
+/// Newest commit visible to readers.
+pub const OFF_COMMITTED_TS: usize = OFF_HLC_LAST + F;
+/// Newest commit fully inserted into the version store (visible to writers).
+pub const OFF_WRITTEN_TS: usize = OFF_COMMITTED_TS + F;
+/// Timestamp of a commit whose WAL append or insertion is under way; 0 if none.
+pub const OFF_COMMIT_IN_PROGRESS: usize = OFF_WRITTEN_TS + F;
+/// WAL offset at which the commit in progress writes its record.
+pub const OFF_COMMIT_WAL_START: usize = OFF_COMMIT_IN_PROGRESS + F;
+/// End of the last whole WAL record.
+pub const OFF_WAL_END: usize = OFF_COMMIT_WAL_START + F;
+/// WAL offset known to be durable.
+pub const OFF_WAL_SYNCED: usize = OFF_WAL_END + F;
+/// Generation of the current version-store arenas.
+pub const OFF_MEM_GENERATION: usize = OFF_WAL_SYNCED + F;
+/// Number of arenas in the current generation.
+pub const OFF_ARENA_COUNT: usize = OFF_MEM_GENERATION + F;
+/// Pid of the writer-role holder (diagnostic only; the lock is the truth).
+pub const OFF_WRITER_PID: usize = OFF_ARENA_COUNT + F;
+/// Wall-clock milliseconds when the writer role was taken.
+pub const OFF_WRITER_SINCE: usize = OFF_WRITER_PID + F;
+/// Oldest snapshot that garbage collection promised to keep.
+pub const OFF_GC_HORIZON: usize = OFF_WRITER_SINCE + F;
+/// Number of versions in the version store.
+pub const OFF_VERSION_COUNT: usize = OFF_GC_HORIZON + F;
+/// Generation of the manifest of sorted segments (reserved: 0).
+pub const OFF_MANIFEST_GENERATION: usize = OFF_VERSION_COUNT + F;
+/// End of the used header fields.
+pub const HEADER_USED: usize = OFF_MANIFEST_GENERATION + F;
+
+pub const HEADER_SIZE: usize = 4096;
+pub const SLOT_SIZE: usize = 64;
+
+// Process slot fields.
+/// Incremented each time the slot is claimed; reader slots record it.
+pub const PROC_GENERATION: usize = 0;
+pub const PROC_PID: usize = PROC_GENERATION + F;
+pub const PROC_ATTACHED_MS: usize = PROC_PID + F;
+
+// Reader slot fields.
+/// 0 when free, else `owner_tag(process slot, generation)`.
+pub const READER_OWNER: usize = 0;
+pub const READER_SNAPSHOT: usize = READER_OWNER + F;
+pub const READER_STARTED_MS: usize = READER_SNAPSHOT + F;
+pub const READER_PID: usize = READER_STARTED_MS + F;
+
+/// Upper bounds accepted from the file, so a corrupt header cannot make us
+/// map or scan absurd sizes.
+pub const LIMIT_READERS: u64 = 1 << 20;
+pub const LIMIT_PROCS: u64 = 1 << 14;
+
+// Lock bytes.
+/// Shared by every open handle; exclusive while creating or recovering.
+pub const LOCK_OPEN: u64 = 0;
+/// Exclusive while a write transaction exists.
+pub const LOCK_WRITER: u64 = 1;
+/// `LOCK_PROC_BASE + i` is held exclusively by the owner of process slot `i`.
+pub const LOCK_PROC_BASE: u64 = 1 << 20;
+
+pub const fn file_size(max_procs: usize, max_readers: usize) -> usize {
+    HEADER_SIZE + SLOT_SIZE * (max_procs + max_readers)
+}
+
+pub const fn proc_slot_offset(i: usize) -> usize {
+    HEADER_SIZE + SLOT_SIZE * i
+}
+
+pub const fn reader_slot_offset(max_procs: usize, i: usize) -> usize {
+    HEADER_SIZE + SLOT_SIZE * (max_procs + i)
+}
+
+/// Reader-slot owner tag: process slot index and that slot's generation.
+pub const fn owner_tag(proc_slot: usize, generation: u64) -> u64 {
+    (generation << 16) | (proc_slot as u64 + 1)
+}
+
+/// Inverse of [`owner_tag`]: `(process slot, generation)`.
+pub const fn split_owner_tag(tag: u64) -> (usize, u64) {
+    (((tag & 0xffff) as usize).wrapping_sub(1), tag >> 16)
+}
+
+const _: () = assert!(HEADER_USED <= HEADER_SIZE);

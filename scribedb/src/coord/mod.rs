@@ -1,0 +1,433 @@
+//! The coordination file: one small memory-mapped file per database that
+//! every process opening the database shares.
+//!
+//! It owns the header (clock, commit timestamps, WAL marks, version-store
+//! generation, writer identity), the table of process slots and the table of
+//! reader slots (layout in `layout.rs`), and the kernel locks that tie them
+//! to live processes (`lock.rs`).
+//!
+//! Invariants:
+//! * The file is initialised only by an opener holding `LOCK_OPEN`
+//!   exclusively, and `INIT_STATE` is written last, so creation is race-free.
+//! * A process slot `i` is live exactly while some open file description
+//!   holds `LOCK_PROC_BASE + i`; the kernel drops that lock when its process
+//!   dies, whatever the signal. PIDs are stored for diagnostics only.
+//! * A reader slot is live while its owner tag names a live process slot of
+//!   the same generation; a dead one may be freed by anyone with a CAS from
+//!   the dead tag, which can never clobber a new owner.
+//! * Everything read from the mapping is untrusted: sizes are validated
+//!   against fixed limits and the file length before use.
+
+pub(crate) mod layout;
+pub(crate) mod lock;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::MmapMut;
+
+use crate::error::{Error, IoContext, Result};
+use layout::*;
+use lock::Kind;
+
+/// The mapped coordination file of one database handle.
+pub(crate) struct Coord {
+    path: PathBuf,
+    file: File,
+    map: MmapMut,
+    max_procs: usize,
+    max_readers: usize,
+}
+
+/// How `Coord::open` left the open lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// No other handle has the database open: the caller holds the open lock
+    /// exclusively, may repair or rebuild anything, and must call
+    /// [`Coord::share`] when done.
+    Alone,
+    /// Other handles are attached; the open lock is held shared.
+    Shared,
+}
+
+/// A snapshot of one reader slot, for diagnostics.
+#[derive(Clone, Debug)]
+pub(crate) struct ReaderSlotInfo {
+    pub slot: usize,
+    pub owner: u64,
+    pub snapshot: u64,
+    pub started_ms: u64,
+    pub pid: u64,
+}
+
+impl Coord {
+    /// Open (creating if needed) the coordination file at `path`.
+    pub fn open(path: &Path, max_readers: u32, max_procs: u32) -> Result<(Coord, Attach)> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        let lock_err = |e| Error::io(format!("locking {}", path.display()), e);
+        loop {
+            let attach = if lock::try_lock(&file, LOCK_OPEN, Kind::Exclusive).map_err(lock_err)? {
+                Attach::Alone
+            } else {
+                // Someone is attached, or is creating/recovering: wait for a
+                // shared lock, which is granted once no one holds it exclusively.
+                lock::lock_wait(&file, LOCK_OPEN, Kind::Shared).map_err(lock_err)?;
+                Attach::Shared
+            };
+            let len = file
+                .metadata()
+                .ctx(|| format!("stat {}", path.display()))?
+                .len();
+            let ready =
+                len >= HEADER_SIZE as u64 && read_u64_at(&file, OFF_INIT_STATE)? == INIT_READY;
+            if !ready {
+                if attach == Attach::Shared {
+                    // The creator died before finishing; retry, possibly as creator.
+                    lock::unlock(&file, LOCK_OPEN).map_err(lock_err)?;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                check_foreign(&file, path, len)?;
+                initialize(&file, path, max_readers as u64, max_procs as u64)?;
+            }
+            let (procs, readers) = validate(&file, path)?;
+            let coord = if attach == Attach::Alone && readers != max_readers as u64 {
+                // No one else is attached: resize the slot tables to the
+                // requested reader count.
+                initialize(&file, path, max_readers as u64, procs)?;
+                Coord::map(path, file, procs, max_readers as u64)?
+            } else {
+                Coord::map(path, file, procs, readers)?
+            };
+            if attach == Attach::Alone {
+                coord.clear_slots();
+            }
+            return Ok((coord, attach));
+        }
+    }
+
+    fn map(path: &Path, file: File, procs: u64, readers: u64) -> Result<Coord> {
+        // SAFETY: the file is shared with other processes by design; all
+        // access to the mapping goes through atomics at validated offsets,
+        // and the file is only resized by an opener that holds the open lock
+        // exclusively, which excludes every other mapping.
+        let map =
+            unsafe { MmapMut::map_mut(&file) }.ctx(|| format!("mapping {}", path.display()))?;
+        if map.len() < file_size(procs as usize, readers as usize) {
+            return Err(Error::corrupted(
+                path,
+                map.len() as u64,
+                "coordination file truncated",
+            ));
+        }
+        Ok(Coord {
+            path: path.to_path_buf(),
+            file,
+            map,
+            max_procs: procs as usize,
+            max_readers: readers as usize,
+        })
+    }
+
+    /// Downgrade the exclusive open lock of [`Attach::Alone`] to shared.
+    pub fn share(&self) -> Result<()> {
+        lock::try_lock(&self.file, LOCK_OPEN, Kind::Shared)
+            .ctx(|| format!("locking {}", self.path.display()))
+            .map(|_| ())
+    }
+
+    pub fn max_readers(&self) -> usize {
+        self.max_readers
+    }
+
+    fn atomic(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
+        // SAFETY: the offset is in bounds and 8-byte aligned (the mapping is
+        // page aligned), the mapping lives as long as `self`, and every
+        // access to these bytes, in any process, is atomic.
+        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
+    }
+
+    /// A header field (`layout::OFF_*`).
+    pub fn hdr(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset < HEADER_USED);
+        self.atomic(offset)
+    }
+
+    fn proc_field(&self, slot: usize, field: usize) -> &AtomicU64 {
+        assert!(slot < self.max_procs);
+        self.atomic(proc_slot_offset(slot) + field)
+    }
+
+    fn reader_field(&self, slot: usize, field: usize) -> &AtomicU64 {
+        assert!(slot < self.max_readers);
+        self.atomic(reader_slot_offset(self.max_procs, slot) + field)
+    }
+
+    /// Zero every slot; only while holding the open lock exclusively.
+    fn clear_slots(&self) {
+        for slot in 0..self.max_readers {
+            self.reader_field(slot, READER_OWNER)
+                .store(0, Ordering::SeqCst);
+        }
+    }
+
+    // ---- writer role -------------------------------------------------
+
+    /// Try to take the cross-process writer lock.
+    pub fn try_lock_writer(&self) -> Result<bool> {
+        lock::try_lock(&self.file, LOCK_WRITER, Kind::Exclusive)
+            .ctx(|| format!("locking {}", self.path.display()))
+    }
+
+    pub fn unlock_writer(&self) -> Result<()> {
+        lock::unlock(&self.file, LOCK_WRITER).ctx(|| format!("unlocking {}", self.path.display()))
+    }
+
+    /// Whether another handle (in any process) holds the writer role.
+    pub fn writer_held_elsewhere(&self) -> bool {
+        lock::held_by_other(&self.file, LOCK_WRITER).unwrap_or(true)
+    }
+
+    // ---- process slots ----------------------------------------------
+
+    /// Claim a free process slot for this handle: `(slot, generation)`.
+    pub fn claim_process_slot(&self, pid: u64, now_ms: u64) -> Result<(usize, u64)> {
+        for slot in 0..self.max_procs {
+            let got = lock::try_lock(&self.file, LOCK_PROC_BASE + slot as u64, Kind::Exclusive)
+                .ctx(|| format!("locking {}", self.path.display()))?;
+            if got {
+                let generation = self
+                    .proc_field(slot, PROC_GENERATION)
+                    .fetch_add(1, Ordering::SeqCst)
+                    + 1;
+                self.proc_field(slot, PROC_PID)
+                    .store(pid, Ordering::Relaxed);
+                self.proc_field(slot, PROC_ATTACHED_MS)
+                    .store(now_ms, Ordering::Relaxed);
+                return Ok((slot, generation));
+            }
+        }
+        Err(Error::ProcessesFull {
+            max: self.max_procs as u32,
+        })
+    }
+
+    pub fn release_process_slot(&self, slot: usize) {
+        self.proc_field(slot, PROC_PID).store(0, Ordering::Relaxed);
+        let _ = lock::unlock(&self.file, LOCK_PROC_BASE + slot as u64);
+    }
+
+    /// Whether process slot `slot` is held, at generation `generation`, by a
+    /// live handle other than this one.
+    pub fn other_process_alive(&self, slot: usize, generation: u64) -> bool {
+        if slot >= self.max_procs
+            || self
+                .proc_field(slot, PROC_GENERATION)
+                .load(Ordering::SeqCst)
+                != generation
+        {
+            return false;
+        }
+        // An error from the kernel counts as alive: never reclaim on doubt.
+        lock::held_by_other(&self.file, LOCK_PROC_BASE + slot as u64).unwrap_or(true)
+    }
+
+    /// Process slots currently held by live handles other than this one.
+    pub fn attached_processes(&self) -> Vec<(usize, u64, u64)> {
+        (0..self.max_procs)
+            .filter(|&s| {
+                lock::held_by_other(&self.file, LOCK_PROC_BASE + s as u64).unwrap_or(false)
+            })
+            .map(|s| {
+                (
+                    s,
+                    self.proc_field(s, PROC_PID).load(Ordering::Relaxed),
+                    self.proc_field(s, PROC_ATTACHED_MS).load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    // ---- reader slots -----------------------------------------------
+
+    /// Claim a free reader slot for `owner`, scanning from `hint`.
+    pub fn claim_reader_slot(&self, owner: u64, hint: usize) -> Option<usize> {
+        let n = self.max_readers;
+        (0..n).map(|i| (hint + i) % n).find(|&slot| {
+            let field = self.reader_field(slot, READER_OWNER);
+            // Look before writing: a failed CAS still takes the cache line.
+            field.load(Ordering::Relaxed) == 0
+                && field
+                    .compare_exchange(0, owner, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+        })
+    }
+
+    /// Publish the snapshot of a claimed reader slot. Sequentially consistent
+    /// so that a following load of the GC horizon cannot be reordered before it.
+    pub fn set_reader(&self, slot: usize, snapshot: u64, started_ms: u64, pid: u64) {
+        self.reader_field(slot, READER_STARTED_MS)
+            .store(started_ms, Ordering::Relaxed);
+        self.reader_field(slot, READER_PID)
+            .store(pid, Ordering::Relaxed);
+        self.reader_field(slot, READER_SNAPSHOT)
+            .store(snapshot, Ordering::SeqCst);
+    }
+
+    pub fn release_reader_slot(&self, slot: usize, owner: u64) {
+        let _ = self.reader_field(slot, READER_OWNER).compare_exchange(
+            owner,
+            0,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Every claimed reader slot.
+    pub fn reader_slots(&self) -> Vec<ReaderSlotInfo> {
+        (0..self.max_readers)
+            .filter_map(|slot| {
+                let owner = self.reader_field(slot, READER_OWNER).load(Ordering::SeqCst);
+                (owner != 0).then(|| ReaderSlotInfo {
+                    slot,
+                    owner,
+                    snapshot: self
+                        .reader_field(slot, READER_SNAPSHOT)
+                        .load(Ordering::SeqCst),
+                    started_ms: self
+                        .reader_field(slot, READER_STARTED_MS)
+                        .load(Ordering::Relaxed),
+                    pid: self.reader_field(slot, READER_PID).load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    /// Free a reader slot known to belong to a dead process.
+    pub fn reclaim_reader_slot(&self, slot: usize, dead_owner: u64) -> bool {
+        self.reader_field(slot, READER_OWNER)
+            .compare_exchange(dead_owner, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+fn read_u64_at(file: &File, offset: usize) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 8];
+    file.read_exact_at(&mut buf, offset as u64)
+        .map_err(|e| Error::io("reading coordination header", e))?;
+    Ok(u64::from_le_bytes(buf))
+}
+
+/// Refuse to initialise over a file that is not a half-created coordination file.
+fn check_foreign(file: &File, path: &Path, len: u64) -> Result<()> {
+    if len < 8 {
+        return Ok(());
+    }
+    let magic = read_u64_at(file, OFF_MAGIC)?.to_le_bytes();
+    if magic == [0; 8] || magic == MAGIC {
+        Ok(())
+    } else {
+        Err(Error::BadMagic {
+            file: path.to_path_buf(),
+            kind: "coordination",
+        })
+    }
+}
+
+/// Write a fresh header and empty slot tables. Caller holds the open lock
+/// exclusively. `INIT_STATE` is written last.
+fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let ctx = || format!("initialising {}", path.display());
+    if readers == 0 || readers > LIMIT_READERS || procs == 0 || procs > LIMIT_PROCS {
+        return Err(Error::io(
+            ctx(),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "reader or process count out of range",
+            ),
+        ));
+    }
+    // Keep clock and commit state if the header already holds it (a resize).
+    let mut header = vec![0u8; HEADER_SIZE];
+    let len = file.metadata().ctx(ctx)?.len();
+    if len >= HEADER_SIZE as u64 && read_u64_at(file, OFF_INIT_STATE)? == INIT_READY {
+        file.read_exact_at(&mut header, 0).ctx(ctx)?;
+    }
+    let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    header[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
+    put(&mut header, OFF_VERSION, FORMAT_VERSION);
+    put(&mut header, OFF_MAX_READERS, readers);
+    put(&mut header, OFF_MAX_PROCS, procs);
+    put(&mut header, OFF_INIT_STATE, 0);
+    file.set_len(0).ctx(ctx)?;
+    file.set_len(file_size(procs as usize, readers as usize) as u64)
+        .ctx(ctx)?;
+    file.write_all_at(&header, 0).ctx(ctx)?;
+    file.write_all_at(&INIT_READY.to_le_bytes(), OFF_INIT_STATE as u64)
+        .ctx(ctx)?;
+    Ok(())
+}
+
+/// Check magic, version and sizes; return `(max_procs, max_readers)`.
+fn validate(file: &File, path: &Path) -> Result<(u64, u64)> {
+    let magic = read_u64_at(file, OFF_MAGIC)?.to_le_bytes();
+    if magic != MAGIC {
+        return Err(Error::BadMagic {
+            file: path.to_path_buf(),
+            kind: "coordination",
+        });
+    }
+    let version = read_u64_at(file, OFF_VERSION)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: version.min(u32::MAX as u64) as u32,
+            supported: FORMAT_VERSION as u32,
+        });
+    }
+    let readers = read_u64_at(file, OFF_MAX_READERS)?;
+    let procs = read_u64_at(file, OFF_MAX_PROCS)?;
+    if readers == 0 || readers > LIMIT_READERS || procs == 0 || procs > LIMIT_PROCS {
+        return Err(Error::corrupted(
+            path,
+            OFF_MAX_READERS as u64,
+            "slot counts out of range",
+        ));
+    }
+    let need = file_size(procs as usize, readers as usize) as u64;
+    let len = file
+        .metadata()
+        .ctx(|| format!("stat {}", path.display()))?
+        .len();
+    if len < need {
+        return Err(Error::corrupted(
+            path,
+            len,
+            format!("coordination file truncated: {len} bytes, expected {need}"),
+        ));
+    }
+    Ok((procs, readers))
+}
+
+/// A 64-bit hash of the kernel's boot id, or 0 when it cannot be read.
+/// Mapped files survive process crashes but not a reboot; a changed boot id
+/// tells an opener that the version store may hold torn pages.
+pub(crate) fn boot_id() -> u64 {
+    std::fs::read("/proc/sys/kernel/random/boot_id")
+        .map(|b| {
+            b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+                (h ^ c as u64).wrapping_mul(0x100_0000_01b3)
+            }) | 1
+        })
+        .unwrap_or(0)
+}

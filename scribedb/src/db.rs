@@ -1,0 +1,721 @@
+//! `Database`: opening, recovery, the writer role, reader registration and
+//! diagnostics. Transactions themselves live in `txn.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::coord::layout::*;
+use crate::coord::{self, Attach, Coord};
+use crate::error::{Error, IoContext, Result};
+use crate::hlc;
+use crate::memtable::{Arenas, Inserter, Kind, SkipList};
+use crate::txn::{ReadTxn, WriteTxn};
+use crate::wal::format::{decode_payload, parse_header, RECORD_HEADER};
+use crate::wal::{RecoveryReport, Wal};
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 64 << 10;
+/// Longest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 256 << 20;
+
+const COORD_FILE: &str = "coord";
+const WAL_FILE: &str = "wal";
+const DEFAULT_ARENA_SIZE: usize = 128 << 20;
+const EVENTUAL_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+
+/// When a commit is durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `commit` returns after the WAL is synced to disk (group commit shares
+    /// the sync between overlapping committers). Readers see a commit only
+    /// once it is durable.
+    #[default]
+    Immediate,
+    /// `commit` returns and publishes at once; a background thread syncs the
+    /// WAL every few tens of milliseconds. A crash of the machine can lose
+    /// the last commits; a crash of the process cannot.
+    Eventual,
+    /// Never sync. A crash of the process loses nothing; a crash of the
+    /// machine can lose anything not yet written back by the kernel.
+    None,
+}
+
+/// Options for opening a database.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    durability: Durability,
+    max_readers: u32,
+    max_processes: u32,
+    writer_timeout: Duration,
+    repair: bool,
+    arena_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            durability: Durability::Immediate,
+            max_readers: 1024,
+            max_processes: 256,
+            writer_timeout: Duration::from_secs(5),
+            repair: false,
+            arena_size: DEFAULT_ARENA_SIZE,
+        }
+    }
+}
+
+impl Builder {
+    /// Durability of this handle's commits (default `Immediate`).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Number of reader slots, shared by all processes (default 1024). Takes
+    /// effect when no other handle has the database open.
+    pub fn max_readers(mut self, n: u32) -> Self {
+        self.max_readers = n;
+        self
+    }
+
+    /// Number of process slots: handles open at once (default 256). Fixed
+    /// when the coordination file is created.
+    pub fn max_processes(mut self, n: u32) -> Self {
+        self.max_processes = n;
+        self
+    }
+
+    /// How long `begin_write` waits for the writer role (default 5 s).
+    pub fn writer_timeout(mut self, timeout: Duration) -> Self {
+        self.writer_timeout = timeout;
+        self
+    }
+
+    /// Cut the write-ahead log at damage instead of refusing to open. What
+    /// was dropped is in [`Database::recovery_report`].
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    /// Size of each version-store arena file (default 128 MiB, sparse).
+    pub fn arena_size(mut self, bytes: usize) -> Self {
+        self.arena_size = bytes.max(1 << 16);
+        self
+    }
+
+    /// Open the database in directory `path`, creating it if missing.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path.as_ref(), self)
+    }
+}
+
+/// Who holds the writer role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterInfo {
+    /// Process id of the holder.
+    pub pid: u64,
+    /// When it took the role, in wall-clock milliseconds since the epoch.
+    pub since_ms: u64,
+}
+
+/// One registered read transaction, in any process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderInfo {
+    /// Index of the reader slot.
+    pub slot: usize,
+    /// Process id that registered it.
+    pub pid: u64,
+    /// Its snapshot timestamp.
+    pub snapshot: u64,
+    /// Milliseconds since it began.
+    pub age_ms: u64,
+    /// How far behind the latest commit its snapshot is, in milliseconds.
+    pub lag_ms: u64,
+    /// Whether its process is alive (dead ones are reclaimed automatically).
+    pub live: bool,
+}
+
+/// Figures about a database, for `scribe stat`.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Live keys at the latest commit.
+    pub keys: u64,
+    /// Versions in the version store (puts and deletes).
+    pub versions: u64,
+    /// Bytes of key and value data in live keys.
+    pub data_bytes: u64,
+    /// Arena files in the current generation.
+    pub arenas: u64,
+    /// Bytes used in those arenas.
+    pub arena_bytes: u64,
+    /// Bytes of WAL records.
+    pub wal_bytes: u64,
+    /// Size of the WAL file including preallocation.
+    pub wal_file_bytes: u64,
+    /// Newest commit visible to readers.
+    pub committed_ts: u64,
+    /// Number of times the version store was rebuilt or repaired.
+    pub epoch: u64,
+    /// Reader slots in use.
+    pub readers: usize,
+    /// Database handles open (all processes).
+    pub processes: usize,
+    /// Who holds the writer role, if anyone.
+    pub writer: Option<WriterInfo>,
+    /// Oldest snapshot any live reader holds (or the committed timestamp).
+    pub oldest_snapshot: u64,
+}
+
+/// A handle on an open database. Cheap to share between threads
+/// (`Database` is `Send + Sync`); open one per process, or several.
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    writer_timeout: Duration,
+    pub coord: Coord,
+    pub wal: Wal,
+    pub arenas: Arenas,
+    pub pid: u64,
+    proc_slot: usize,
+    pub owner_tag: u64,
+    /// In-process half of the writer role (the other half is a file lock).
+    writer_busy: Mutex<bool>,
+    writer_free: Condvar,
+    /// Reader slot most recently freed by this handle.
+    pub reader_hint: AtomicUsize,
+    /// Set when a failed write leaves this handle's view uncertain.
+    poison: OnceLock<String>,
+    report: RecoveryReport,
+}
+
+impl Database {
+    /// Open the database in directory `path` with default options, creating
+    /// it if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Builder::default().open(path)
+    }
+
+    /// Options for opening a database.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn open_with(dir: &Path, opts: Builder) -> Result<Database> {
+        std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        let (coord, attach) =
+            Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
+        let wal = Wal::open(&dir.join(WAL_FILE))?;
+        let (arenas, report) = match attach {
+            Attach::Alone => {
+                let r = recover_alone(dir, &coord, &wal, &opts);
+                coord.share()?;
+                r?
+            }
+            Attach::Shared => {
+                let generation = coord.hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
+                (
+                    Arenas::new(dir, generation, opts.arena_size),
+                    RecoveryReport::default(),
+                )
+            }
+        };
+        let pid = std::process::id() as u64;
+        let (proc_slot, proc_generation) = coord.claim_process_slot(pid, hlc::now_millis())?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            durability: opts.durability,
+            writer_timeout: opts.writer_timeout,
+            owner_tag: owner_tag(proc_slot, proc_generation),
+            coord,
+            wal,
+            arenas,
+            pid,
+            proc_slot,
+            writer_busy: Mutex::new(false),
+            writer_free: Condvar::new(),
+            reader_hint: AtomicUsize::new(proc_slot * 7),
+            poison: OnceLock::new(),
+            report,
+        });
+        if inner.durability == Durability::Eventual {
+            spawn_flusher(Arc::downgrade(&inner));
+        }
+        Ok(Database { inner })
+    }
+
+    /// Begin the write transaction, waiting up to the writer timeout for the
+    /// writer role (held by at most one transaction across all processes).
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        let snapshot = self.inner.acquire_writer()?;
+        Ok(WriteTxn::new(self.inner.clone(), snapshot))
+    }
+
+    /// Begin a read transaction on the latest published commit. Lock-free:
+    /// a few atomic operations on shared memory.
+    pub fn begin_read(&self) -> Result<ReadTxn> {
+        ReadTxn::begin(self.inner.clone())
+    }
+
+    /// Newest commit visible to new readers.
+    pub fn committed_ts(&self) -> u64 {
+        self.inner
+            .coord
+            .hdr(OFF_COMMITTED_TS)
+            .load(Ordering::Acquire)
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What recovery did when this handle opened the database (empty when
+    /// another handle was already attached).
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Who holds the writer role, if anyone (this or another process).
+    pub fn writer(&self) -> Option<WriterInfo> {
+        self.inner.writer_info()
+    }
+
+    /// Every registered read transaction, across processes.
+    pub fn readers(&self) -> Vec<ReaderInfo> {
+        let now = hlc::now_millis();
+        let committed_ms = hlc::millis(self.committed_ts());
+        self.inner
+            .coord
+            .reader_slots()
+            .into_iter()
+            .map(|r| ReaderInfo {
+                slot: r.slot,
+                pid: r.pid,
+                snapshot: r.snapshot,
+                age_ms: now.saturating_sub(r.started_ms),
+                lag_ms: committed_ms.saturating_sub(hlc::millis(r.snapshot)),
+                live: self.inner.owner_alive(r.owner),
+            })
+            .collect()
+    }
+
+    /// Free the reader slots of dead processes now; returns how many.
+    /// (This also happens automatically whenever slots run short and when
+    /// the oldest snapshot is computed.)
+    pub fn reclaim_dead_readers(&self) -> usize {
+        self.inner.reclaim_dead_readers()
+    }
+
+    /// The oldest snapshot held by any live reader in any process, or the
+    /// committed timestamp when there is none. Versions older than what this
+    /// snapshot sees may be discarded; a reader registering concurrently
+    /// either is counted or re-reads a newer snapshot.
+    pub fn oldest_snapshot(&self) -> u64 {
+        self.inner.oldest_snapshot()
+    }
+
+    /// Counts and sizes; walks every key, so it costs a full scan.
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let hdr = |off| inner.coord.hdr(off).load(Ordering::Acquire);
+        let txn = self.begin_read()?;
+        let (mut keys, mut data_bytes) = (0, 0);
+        for kv in txn.iter() {
+            let (k, v) = kv?;
+            keys += 1;
+            data_bytes += (k.len() + v.len()) as u64;
+        }
+        drop(txn);
+        let arenas = hdr(OFF_ARENA_COUNT);
+        let (arena_bytes, _) = inner.arenas.usage(arenas as usize)?;
+        Ok(Stats {
+            keys,
+            versions: hdr(OFF_VERSION_COUNT),
+            data_bytes,
+            arenas,
+            arena_bytes,
+            wal_bytes: hdr(OFF_WAL_END),
+            wal_file_bytes: inner.wal.file_len()?,
+            committed_ts: hdr(OFF_COMMITTED_TS),
+            epoch: hdr(OFF_EPOCH),
+            readers: inner.coord.reader_slots().len(),
+            processes: inner.coord.attached_processes().len() + 1,
+            writer: inner.writer_info(),
+            oldest_snapshot: self.oldest_snapshot(),
+        })
+    }
+
+    /// Sync the write-ahead log now and publish everything written
+    /// (useful with `Durability::Eventual` or `None`).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_poison()?;
+        self.inner.wal.sync_and_publish(&self.inner.coord)
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.durability == Durability::Eventual && self.poison.get().is_none() {
+            let _ = self.wal.sync_and_publish(&self.coord);
+        }
+        self.coord.release_process_slot(self.proc_slot);
+    }
+}
+
+/// Run while the open lock is held exclusively: reuse the version store
+/// when it is known good, otherwise rebuild it from the WAL.
+fn recover_alone(
+    dir: &Path,
+    coord: &Coord,
+    wal: &Wal,
+    opts: &Builder,
+) -> Result<(Arenas, RecoveryReport)> {
+    let hdr = |off| coord.hdr(off);
+    let generation = hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
+    let boot = coord::boot_id();
+    let reusable = !opts.repair
+        && boot != 0
+        && generation != 0
+        && hdr(OFF_BOOT_ID).load(Ordering::Acquire) == boot
+        && hdr(OFF_WAL_END).load(Ordering::Acquire) <= wal.file_len()?
+        && hdr(OFF_ARENA_COUNT).load(Ordering::Acquire) >= 1;
+    if reusable {
+        // Same boot: the mapped files hold exactly what the last process
+        // left, and an unfinished commit is completed by the next writer.
+        let arenas = Arenas::new(dir, generation, opts.arena_size);
+        if arenas.get(0).is_ok() {
+            hdr(OFF_WRITER_PID).store(0, Ordering::Release);
+            return Ok((arenas, RecoveryReport::default()));
+        }
+    }
+    let next_gen = generation + 1;
+    let arenas = Arenas::new(dir, next_gen, opts.arena_size);
+    let count = hdr(OFF_ARENA_COUNT);
+    count.store(0, Ordering::Release);
+    count.store(SkipList::init(&arenas)? as u64, Ordering::Release);
+    let mut versions = 0u64;
+    let report = wal.recover(opts.repair, |ts, writes| {
+        let mut ins = Inserter::new(&arenas, count, ts);
+        for w in &writes {
+            ins.insert(w.key, ts, w.kind, w.value)?;
+        }
+        versions += writes.len() as u64;
+        Ok(())
+    })?;
+    let last = report.last_ts;
+    hdr(OFF_HLC_LAST).fetch_max(last, Ordering::AcqRel);
+    for off in [OFF_COMMITTED_TS, OFF_WRITTEN_TS] {
+        hdr(off).store(last, Ordering::Release);
+    }
+    for off in [OFF_WAL_END, OFF_WAL_SYNCED] {
+        hdr(off).store(report.wal_end, Ordering::Release);
+    }
+    hdr(OFF_VERSION_COUNT).store(versions, Ordering::Release);
+    hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+    hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
+    hdr(OFF_WRITER_PID).store(0, Ordering::Release);
+    hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
+    hdr(OFF_BOOT_ID).store(boot, Ordering::Release);
+    hdr(OFF_MEM_GENERATION).store(next_gen, Ordering::Release);
+    Arenas::remove_other_generations(dir, next_gen);
+    Ok((arenas, report))
+}
+
+fn spawn_flusher(inner: Weak<Inner>) {
+    std::thread::Builder::new()
+        .name("scribedb-flush".into())
+        .spawn(move || loop {
+            std::thread::sleep(EVENTUAL_SYNC_INTERVAL);
+            let Some(inner) = inner.upgrade() else { return };
+            let c = &inner.coord;
+            if c.hdr(OFF_WAL_SYNCED).load(Ordering::Acquire)
+                < c.hdr(OFF_WAL_END).load(Ordering::Acquire)
+            {
+                if let Err(e) = inner.wal.sync_and_publish(c) {
+                    inner.set_poison(format!("background sync failed: {e}"));
+                    return;
+                }
+            }
+        })
+        .expect("spawning the background sync thread");
+}
+
+impl Inner {
+    pub fn check_poison(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub fn set_poison(&self, why: String) {
+        let _ = self.poison.set(why);
+    }
+
+    fn writer_info(&self) -> Option<WriterInfo> {
+        let held_here = *self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        (held_here || self.coord.writer_held_elsewhere()).then(|| WriterInfo {
+            pid: self.coord.hdr(OFF_WRITER_PID).load(Ordering::Acquire),
+            since_ms: self.coord.hdr(OFF_WRITER_SINCE).load(Ordering::Acquire),
+        })
+    }
+
+    fn busy_error(&self) -> Error {
+        let holder = match self.writer_info() {
+            Some(w) if w.pid != 0 => {
+                let secs = hlc::now_millis().saturating_sub(w.since_ms) as f64 / 1000.0;
+                let whose = if w.pid == self.pid {
+                    " (this process)"
+                } else {
+                    ""
+                };
+                format!("pid {}{whose}, for {secs:.1}s", w.pid)
+            }
+            _ => "another handle".to_string(),
+        };
+        Error::WriterBusy { holder }
+    }
+
+    /// Take the writer role (in-process flag, then the cross-process lock)
+    /// and return the writer's snapshot: every commit written so far.
+    fn acquire_writer(&self) -> Result<u64> {
+        self.check_poison()?;
+        let deadline = Instant::now() + self.writer_timeout;
+        {
+            let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+            while *busy {
+                let now = Instant::now();
+                if now >= deadline {
+                    drop(busy);
+                    return Err(self.busy_error());
+                }
+                busy = self
+                    .writer_free
+                    .wait_timeout(busy, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            *busy = true;
+        }
+        let mut backoff = Duration::from_micros(20);
+        loop {
+            match self.coord.try_lock_writer() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    self.release_writer_flag();
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.release_writer_flag();
+                return Err(self.busy_error());
+            }
+            std::thread::sleep(backoff.min(deadline - now));
+            backoff = (backoff * 2).min(Duration::from_millis(2));
+        }
+        self.coord
+            .hdr(OFF_WRITER_PID)
+            .store(self.pid, Ordering::Release);
+        self.coord
+            .hdr(OFF_WRITER_SINCE)
+            .store(hlc::now_millis(), Ordering::Release);
+        if let Err(e) = self.finish_dead_commit() {
+            self.release_writer();
+            return Err(e);
+        }
+        Ok(self.coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire))
+    }
+
+    fn release_writer_flag(&self) {
+        *self.writer_busy.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.writer_free.notify_one();
+    }
+
+    /// Give up the writer role.
+    pub fn release_writer(&self) {
+        self.coord.hdr(OFF_WRITER_PID).store(0, Ordering::Release);
+        let _ = self.coord.unlock_writer();
+        self.release_writer_flag();
+    }
+
+    /// A writer died between announcing a commit and finishing it. If its
+    /// WAL record is whole, finish inserting its versions (those already
+    /// inserted are skipped); if not, clear the partial record. Either way
+    /// the version store again matches the WAL. Writer role held.
+    fn finish_dead_commit(&self) -> Result<()> {
+        let hdr = |off| self.coord.hdr(off);
+        let ts = hdr(OFF_COMMIT_IN_PROGRESS).load(Ordering::Acquire);
+        if ts == 0 {
+            return Ok(());
+        }
+        let start = hdr(OFF_COMMIT_WAL_START).load(Ordering::Acquire);
+        let end = hdr(OFF_WAL_END).load(Ordering::Acquire);
+        if end > start {
+            let record = self.wal.read_at(start, end - start)?;
+            let header =
+                parse_header(&record).filter(|h| h.ts == ts && h.total_len() == end - start);
+            let corrupt = |what: &str| Error::corrupted(self.wal.path(), start, what.to_string());
+            let header =
+                header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
+            let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
+            let writes = decode_payload(payload).map_err(corrupt)?;
+            let list = SkipList::new(&self.arenas);
+            let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts);
+            let mut added = 0;
+            for w in &writes {
+                if !list.contains(w.key, ts)? {
+                    ins.insert(w.key, ts, w.kind, w.value)?;
+                }
+                added += 1;
+            }
+            // Versions the dead writer had inserted were never counted.
+            hdr(OFF_VERSION_COUNT).fetch_add(added, Ordering::AcqRel);
+            hdr(OFF_WRITTEN_TS).fetch_max(ts, Ordering::AcqRel);
+            self.wal.sync_and_publish(&self.coord)?;
+        } else {
+            self.wal.clear_partial(start)?;
+        }
+        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+        hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Commit a transaction's writes (sorted by key; `None` deletes).
+    /// Writer role held; released before waiting for durability.
+    pub fn commit<'a>(
+        &self,
+        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        bytes: usize,
+    ) -> Result<u64> {
+        let result = self.commit_locked(writes, bytes);
+        self.release_writer();
+        let ts = result?;
+        match self.durability {
+            Durability::Immediate => self.wal.wait_durable(&self.coord, ts).inspect_err(|e| {
+                self.set_poison(format!("syncing the write-ahead log failed: {e}"));
+            })?,
+            Durability::Eventual | Durability::None => {
+                self.coord
+                    .hdr(OFF_COMMITTED_TS)
+                    .fetch_max(ts, Ordering::AcqRel);
+            }
+        }
+        Ok(ts)
+    }
+
+    fn commit_locked<'a>(
+        &self,
+        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        bytes: usize,
+    ) -> Result<u64> {
+        self.check_poison()?;
+        let hdr = |off| self.coord.hdr(off);
+        let written = hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
+        let ts = hlc::next(
+            hdr(OFF_HLC_LAST).load(Ordering::Acquire).max(written),
+            hlc::now_millis(),
+        );
+        hdr(OFF_HLC_LAST).store(ts, Ordering::Release);
+
+        let count = writes.len() as u64;
+        let mut record = crate::wal::format::RecordBuilder::new(bytes + 13 * writes.len());
+        for (k, v) in writes.clone() {
+            record.push(k, v);
+        }
+        let record = record.finish(ts, hdr(OFF_WAL_SYNCED).load(Ordering::Acquire));
+
+        let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
+        hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
+        hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
+        let end = match self.wal.append(start, &record) {
+            Ok(end) => end,
+            Err(e) => {
+                // Nothing reached the version store; the next append
+                // overwrites whatever part of the record was written.
+                hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+                return Err(e);
+            }
+        };
+        hdr(OFF_WAL_END).store(end, Ordering::Release);
+
+        let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts);
+        for (k, v) in writes {
+            let (kind, value) = match v {
+                Some(v) => (Kind::Put, v),
+                None => (Kind::Delete, &[][..]),
+            };
+            if let Err(e) = ins.insert(k, ts, kind, value) {
+                // The record is in the WAL: the next writer (or a reopen)
+                // finishes this commit from it.
+                self.set_poison(format!("inserting a commit failed: {e}"));
+                return Err(e);
+            }
+        }
+        hdr(OFF_VERSION_COUNT).fetch_add(count, Ordering::AcqRel);
+        hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
+        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+        Ok(ts)
+    }
+
+    /// Whether the process that owns reader-slot tag `owner` is alive.
+    fn owner_alive(&self, owner: u64) -> bool {
+        let (slot, generation) = split_owner_tag(owner);
+        if slot == self.proc_slot {
+            return owner == self.owner_tag;
+        }
+        self.coord.other_process_alive(slot, generation)
+    }
+
+    pub fn reclaim_dead_readers(&self) -> usize {
+        self.coord
+            .reader_slots()
+            .into_iter()
+            .filter(|r| {
+                !self.owner_alive(r.owner) && self.coord.reclaim_reader_slot(r.slot, r.owner)
+            })
+            .count()
+    }
+
+    fn oldest_snapshot(&self) -> u64 {
+        let scan = || {
+            let committed = self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+            self.coord
+                .reader_slots()
+                .into_iter()
+                .filter(|r| {
+                    let live = self.owner_alive(r.owner);
+                    if !live {
+                        self.coord.reclaim_reader_slot(r.slot, r.owner);
+                    }
+                    live
+                })
+                .map(|r| r.snapshot)
+                .fold(committed, u64::min)
+        };
+        // Publish the horizon, then scan again: a reader that registered
+        // after the first scan either shows up in the second or sees the
+        // published horizon and moves its snapshot up (see ReadTxn::begin).
+        let first = scan();
+        self.coord
+            .hdr(OFF_GC_HORIZON)
+            .fetch_max(first, Ordering::SeqCst);
+        first.min(scan())
+    }
+}

@@ -1,0 +1,45 @@
+//! ScribeDB: an embedded, transactional key-value database that many
+//! processes on one machine share. Any number of them read, one writes at a
+//! time, and nobody waits.
+//!
+//! ```no_run
+//! # fn main() -> scribedb::Result<()> {
+//! let db = scribedb::Database::open("my.db")?;
+//! let mut w = db.begin_write()?;
+//! w.put(b"hello", b"world")?;
+//! let ts = w.commit()?;
+//!
+//! let r = db.begin_read()?;
+//! assert!(r.snapshot_ts() >= ts);
+//! assert_eq!(r.get(b"hello")?, Some(&b"world"[..]));
+//! for kv in r.prefix(b"he") {
+//!     let (key, value) = kv?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/design.md` in the repository for the file formats, the commit
+//! protocol and recovery.
+
+#![warn(missing_docs)]
+
+mod coord;
+mod db;
+mod error;
+mod hlc;
+mod memtable;
+mod txn;
+mod wal;
+
+pub use db::{
+    Builder, Database, Durability, ReaderInfo, Stats, WriterInfo, MAX_KEY_LEN, MAX_VALUE_LEN,
+};
+pub use error::{Error, Result};
+pub use txn::{Range, ReadTxn, WriteRange, WriteTxn};
+pub use wal::RecoveryReport;
+
+/// Commit timestamps: 48 bits of wall-clock milliseconds, 16 of counter.
+pub mod timestamp {
+    pub use crate::hlc::{from_millis, millis, now_millis};
+}

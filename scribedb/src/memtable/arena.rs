@@ -1,0 +1,406 @@
+//! Arena files: the shared memory in which the version store lives.
+//!
+//! ```text
+//! arena file  mem-<generation>-<index>.arena
+//! ┌──────────────────────────────┬────────┬────────┬─────┬───────────────┐
+//! │ header (64 B)                │ node   │ node   │ ... │ unused (zero) │
+//! │ magic, version, generation,  │        │        │     │               │
+//! │ index, size, used            │        │        │     │               │
+//! └──────────────────────────────┴────────┴────────┴─────┴───────────────┘
+//! ```
+//!
+//! An arena is append-only: the single writer bumps `used` and writes a node
+//! into space no reader can reach yet; the node becomes reachable only when
+//! the skiplist links it with a release store. Nodes are 8-byte aligned.
+//!
+//! A node pointer is a `u64`: arena index in the high 16 bits, byte offset in
+//! the low 48; 0 is null. Every pointer read from shared memory is checked
+//! against the arena's length before it is followed, so a corrupt file yields
+//! an error, never undefined behaviour. This module holds all of the unsafe
+//! code of the version store.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use memmap2::MmapMut;
+
+use crate::error::{Error, IoContext, Result};
+
+pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
+pub const ARENA_VERSION: u64 = 1;
+pub const ARENA_HEADER: usize = 64;
+const H_MAGIC: usize = 0;
+const H_VERSION: usize = H_MAGIC + 8;
+const H_GENERATION: usize = H_VERSION + 8;
+const H_INDEX: usize = H_GENERATION + 8;
+const H_SIZE: usize = H_INDEX + 8;
+const H_USED: usize = H_SIZE + 8;
+
+/// Most arenas one generation may chain.
+pub const MAX_ARENAS: usize = 4096;
+const OFFSET_BITS: u32 = 48;
+
+// Node layout.
+const N_KEY_LEN: usize = 0; // u32
+const N_HEIGHT: usize = N_KEY_LEN + 4; // u8
+const N_KIND: usize = N_HEIGHT + 1; // u8
+const N_TS: usize = 8; // u64
+const N_VALUE_LEN: usize = N_TS + 8; // u64
+const N_TOWER: usize = N_VALUE_LEN + 8; // u64 × height
+pub const MAX_HEIGHT: usize = 16;
+
+/// What a version says about its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Put = 1,
+    Delete = 2,
+}
+
+pub const fn make_ptr(index: usize, offset: usize) -> u64 {
+    ((index as u64) << OFFSET_BITS) | offset as u64
+}
+
+fn split_ptr(ptr: u64) -> (usize, usize) {
+    (
+        (ptr >> OFFSET_BITS) as usize,
+        (ptr & ((1 << OFFSET_BITS) - 1)) as usize,
+    )
+}
+
+/// Bytes a node with this shape occupies, 8-byte aligned.
+pub fn node_size(height: usize, key_len: usize, value_len: usize) -> usize {
+    (N_TOWER + 8 * height + key_len + value_len + 7) & !7
+}
+
+pub fn arena_file(dir: &Path, generation: u64, index: usize) -> PathBuf {
+    dir.join(format!("mem-{generation:016x}-{index:05}.arena"))
+}
+
+/// One mapped arena file.
+pub struct Arena {
+    map: MmapMut,
+    path: PathBuf,
+}
+
+impl Arena {
+    fn create(path: &Path, generation: u64, index: usize, size: usize) -> Result<Arena> {
+        let ctx = || format!("creating {}", path.display());
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .ctx(ctx)?;
+        file.set_len(size as u64).ctx(ctx)?;
+        let arena = Arena::map(path, &file)?;
+        arena.put_u64(H_VERSION, ARENA_VERSION);
+        arena.put_u64(H_GENERATION, generation);
+        arena.put_u64(H_INDEX, index as u64);
+        arena.put_u64(H_SIZE, size as u64);
+        arena
+            .atomic(H_USED)
+            .store(ARENA_HEADER as u64, Ordering::Release);
+        arena.put_bytes(H_MAGIC, &ARENA_MAGIC);
+        Ok(arena)
+    }
+
+    fn open(path: &Path, generation: u64, index: usize) -> Result<Arena> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        let arena = Arena::map(path, &file)?;
+        let corrupt = |what: &str| Error::corrupted(path, 0, what.to_string());
+        if arena.map.len() < ARENA_HEADER || arena.map[..8] != ARENA_MAGIC {
+            return Err(Error::BadMagic {
+                file: path.to_path_buf(),
+                kind: "arena",
+            });
+        }
+        if arena.get_u64(H_VERSION) != ARENA_VERSION {
+            return Err(corrupt("unknown arena version"));
+        }
+        if arena.get_u64(H_GENERATION) != generation || arena.get_u64(H_INDEX) != index as u64 {
+            return Err(corrupt("arena belongs to another generation or index"));
+        }
+        if arena.get_u64(H_SIZE) != arena.map.len() as u64 {
+            return Err(corrupt("arena size does not match its file"));
+        }
+        Ok(arena)
+    }
+
+    fn map(path: &Path, file: &File) -> Result<Arena> {
+        // SAFETY: arena files are shared between processes by design. Bytes
+        // of a published node are never written again; the header's `used`
+        // field is accessed atomically; unpublished space is written only by
+        // the single writer. Readers bounds-check every access.
+        let map =
+            unsafe { MmapMut::map_mut(file) }.ctx(|| format!("mapping {}", path.display()))?;
+        Ok(Arena {
+            map,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn atomic(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
+        // SAFETY: in bounds and 8-byte aligned (the mapping is page aligned);
+        // lives as long as `self`; these words are only accessed atomically.
+        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
+    }
+
+    fn get_u64(&self, offset: usize) -> u64 {
+        u64::from_le_bytes(self.map[offset..offset + 8].try_into().unwrap())
+    }
+
+    fn put_u64(&self, offset: usize, v: u64) {
+        self.put_bytes(offset, &v.to_le_bytes());
+    }
+
+    /// Write bytes into space that no reader can reach.
+    fn put_bytes(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.map.len());
+        // SAFETY: in bounds (checked above). Callers only write into space
+        // past every published node (fresh allocations or a new header), so
+        // no other reference to these bytes exists in any process.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_ptr().add(offset) as *mut u8,
+                bytes.len(),
+            );
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn used(&self) -> usize {
+        self.atomic(H_USED).load(Ordering::Acquire) as usize
+    }
+}
+
+/// A node read from an arena, with every field bounds-checked.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    arena: &'a Arena,
+    offset: usize,
+    height: usize,
+    key_len: usize,
+    value_len: usize,
+    pub ts: u64,
+    pub kind: Kind,
+}
+
+impl<'a> Node<'a> {
+    fn tower_offset(&self, level: usize) -> usize {
+        self.offset + N_TOWER + 8 * level
+    }
+
+    /// The successor at `level` (0 if none or above this node's height).
+    pub fn next(&self, level: usize) -> u64 {
+        if level >= self.height {
+            return 0;
+        }
+        self.arena
+            .atomic(self.tower_offset(level))
+            .load(Ordering::Acquire)
+    }
+
+    /// Link `ptr` as successor at `level`. Release: a reader that loads the
+    /// pointer sees the whole node behind it.
+    pub fn set_next(&self, level: usize, ptr: u64) {
+        assert!(level < self.height);
+        self.arena
+            .atomic(self.tower_offset(level))
+            .store(ptr, Ordering::Release);
+    }
+
+    pub fn key(&self) -> &'a [u8] {
+        let start = self.tower_offset(self.height);
+        &self.arena.map[start..start + self.key_len]
+    }
+
+    pub fn value(&self) -> &'a [u8] {
+        let start = self.tower_offset(self.height) + self.key_len;
+        &self.arena.map[start..start + self.value_len]
+    }
+}
+
+/// The arenas of one version-store generation, mapped lazily per process.
+pub struct Arenas {
+    dir: PathBuf,
+    generation: u64,
+    default_size: usize,
+    maps: Box<[OnceLock<Arena>]>,
+}
+
+impl Arenas {
+    pub fn new(dir: &Path, generation: u64, default_size: usize) -> Arenas {
+        Arenas {
+            dir: dir.to_path_buf(),
+            generation,
+            default_size,
+            maps: (0..MAX_ARENAS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Create arena `index` (the writer only).
+    pub fn create(&self, index: usize, min_size: usize) -> Result<&Arena> {
+        if index >= MAX_ARENAS {
+            return Err(Error::io(
+                "growing the version store",
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, "too many arenas"),
+            ));
+        }
+        let size = self.default_size.max(min_size + ARENA_HEADER);
+        let size = (size + 4095) & !4095;
+        let arena = Arena::create(
+            &arena_file(&self.dir, self.generation, index),
+            self.generation,
+            index,
+            size,
+        )?;
+        let _ = self.maps[index].set(arena);
+        Ok(self.maps[index].get().expect("just set"))
+    }
+
+    /// Arena `index`, mapping it on first use.
+    pub fn get(&self, index: usize) -> Result<&Arena> {
+        let slot = self.maps.get(index).ok_or_else(|| {
+            Error::corrupted(
+                &self.dir,
+                index as u64,
+                format!("arena index {index} out of range"),
+            )
+        })?;
+        if let Some(arena) = slot.get() {
+            return Ok(arena);
+        }
+        let arena = Arena::open(
+            &arena_file(&self.dir, self.generation, index),
+            self.generation,
+            index,
+        )?;
+        let _ = slot.set(arena);
+        Ok(slot.get().expect("just set"))
+    }
+
+    /// Read the node at `ptr`, checking that it lies wholly inside its arena.
+    pub fn node(&self, ptr: u64) -> Result<Node<'_>> {
+        let (index, offset) = split_ptr(ptr);
+        let arena = self.get(index)?;
+        let bad = |what: &str| Error::corrupted(&arena.path, offset as u64, format!("node {what}"));
+        if offset % 8 != 0 || offset < ARENA_HEADER || offset + N_TOWER > arena.len() {
+            return Err(bad("pointer out of bounds"));
+        }
+        let m = &arena.map;
+        let key_len = u32::from_le_bytes(
+            m[offset + N_KEY_LEN..offset + N_KEY_LEN + 4]
+                .try_into()
+                .unwrap(),
+        ) as usize;
+        let height = m[offset + N_HEIGHT] as usize;
+        let kind = match m[offset + N_KIND] {
+            1 => Kind::Put,
+            2 => Kind::Delete,
+            _ => return Err(bad("has an unknown kind")),
+        };
+        let ts = arena.get_u64(offset + N_TS);
+        let value_len = arena.get_u64(offset + N_VALUE_LEN);
+        if height == 0 || height > MAX_HEIGHT {
+            return Err(bad("has an invalid height"));
+        }
+        let end = (value_len as usize)
+            .checked_add(key_len)
+            .and_then(|n| n.checked_add(offset + N_TOWER + 8 * height))
+            .filter(|&end| end <= arena.len() && value_len <= usize::MAX as u64);
+        if end.is_none() {
+            return Err(bad("extends past the end of its arena"));
+        }
+        Ok(Node {
+            arena,
+            offset,
+            height,
+            key_len,
+            value_len: value_len as usize,
+            ts,
+            kind,
+        })
+    }
+
+    /// Append a node to arena `index` (creating the arena if needed) and
+    /// return its pointer; the node is not linked. `count` is the number of
+    /// arenas that exist; returns the new count too. Writer only.
+    pub fn append(
+        &self,
+        count: usize,
+        height: usize,
+        kind: Kind,
+        ts: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(u64, usize)> {
+        let size = node_size(height, key.len(), value.len());
+        let (mut index, mut arena) = match count {
+            0 => (0, self.create(0, size)?),
+            n => (n - 1, self.get(n - 1)?),
+        };
+        let mut offset = arena.used();
+        if offset + size > arena.len() {
+            index += 1;
+            arena = self.create(index, size)?;
+            offset = arena.used();
+        }
+        let mut head = [0u8; N_TOWER];
+        head[N_KEY_LEN..N_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        head[N_HEIGHT] = height as u8;
+        head[N_KIND] = kind as u8;
+        head[N_TS..N_TS + 8].copy_from_slice(&ts.to_le_bytes());
+        head[N_VALUE_LEN..N_VALUE_LEN + 8].copy_from_slice(&(value.len() as u64).to_le_bytes());
+        arena.put_bytes(offset, &head);
+        arena.put_bytes(offset + N_TOWER, &[0u8; 8 * MAX_HEIGHT][..8 * height]);
+        arena.put_bytes(offset + N_TOWER + 8 * height, key);
+        arena.put_bytes(offset + N_TOWER + 8 * height + key.len(), value);
+        arena
+            .atomic(H_USED)
+            .store((offset + size) as u64, Ordering::Release);
+        Ok((make_ptr(index, offset), index + 1))
+    }
+
+    /// Bytes used across the first `count` arenas, and their total size.
+    pub fn usage(&self, count: usize) -> Result<(u64, u64)> {
+        let mut used = 0;
+        let mut size = 0;
+        for i in 0..count {
+            let a = self.get(i)?;
+            used += a.used() as u64;
+            size += a.len() as u64;
+        }
+        Ok((used, size))
+    }
+
+    /// Remove the files of every generation other than `keep`.
+    pub fn remove_other_generations(dir: &Path, keep: u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(rest) = name
+                .strip_prefix("mem-")
+                .and_then(|r| r.strip_suffix(".arena"))
+            {
+                if !rest.starts_with(&format!("{keep:016x}-")) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}

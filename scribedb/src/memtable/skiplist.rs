@@ -1,0 +1,215 @@
+//! A lock-free-to-read, single-writer skiplist over the arenas.
+//!
+//! Entries are ordered by key ascending, then commit timestamp descending, so
+//! the newest version of a key comes first and "the version visible at
+//! snapshot S" is the first entry at or after `(key, S)`.
+//!
+//! The writer fills a node's tower before linking it, level 0 first, each
+//! link a release store; a reader following a link with an acquire load
+//! always sees a whole node. A node linked at some levels but not yet at the
+//! upper ones is a valid skiplist, so readers never wait.
+
+use std::cmp::Ordering;
+use std::sync::atomic::{self, AtomicU64};
+
+use super::arena::{make_ptr, Arenas, Kind, Node, ARENA_HEADER, MAX_HEIGHT};
+use crate::error::Result;
+
+/// The head node: first node of arena 0, full height, empty key.
+pub const HEAD: u64 = make_ptr(0, ARENA_HEADER);
+
+/// Order of a node relative to the entry `(key, ts)`.
+fn cmp_entry(node: &Node<'_>, key: &[u8], ts: u64) -> Ordering {
+    node.key().cmp(key).then(ts.cmp(&node.ts))
+}
+
+/// Read access to the list (any thread, any process).
+#[derive(Clone, Copy)]
+pub struct SkipList<'a> {
+    arenas: &'a Arenas,
+}
+
+impl<'a> SkipList<'a> {
+    pub fn new(arenas: &'a Arenas) -> Self {
+        SkipList { arenas }
+    }
+
+    /// Create the head node in a fresh generation; returns the arena count.
+    pub fn init(arenas: &Arenas) -> Result<usize> {
+        let (ptr, count) = arenas.append(0, MAX_HEIGHT, Kind::Put, 0, &[], &[])?;
+        debug_assert_eq!(ptr, HEAD);
+        Ok(count)
+    }
+
+    pub fn node(&self, ptr: u64) -> Result<Node<'a>> {
+        self.arenas.node(ptr)
+    }
+
+    /// The first real node, if any.
+    pub fn first(&self) -> Result<Option<Node<'a>>> {
+        self.follow(self.node(HEAD)?.next(0))
+    }
+
+    /// The node after `node` at level 0.
+    pub fn next(&self, node: &Node<'a>) -> Result<Option<Node<'a>>> {
+        self.follow(node.next(0))
+    }
+
+    fn follow(&self, ptr: u64) -> Result<Option<Node<'a>>> {
+        if ptr == 0 {
+            Ok(None)
+        } else {
+            self.node(ptr).map(Some)
+        }
+    }
+
+    /// The last node for which `before(node)` holds, where `before` is
+    /// monotone (true for a prefix of the list). `None` if only the head.
+    fn last_where(&self, before: impl Fn(&Node<'a>) -> bool) -> Result<Option<Node<'a>>> {
+        let mut x = self.node(HEAD)?;
+        let mut is_head = true;
+        for level in (0..MAX_HEIGHT).rev() {
+            loop {
+                let next = x.next(level);
+                if next == 0 {
+                    break;
+                }
+                let n = self.node(next)?;
+                if !before(&n) {
+                    break;
+                }
+                x = n;
+                is_head = false;
+            }
+        }
+        Ok((!is_head).then_some(x))
+    }
+
+    /// The first node at or after entry `(key, ts)`.
+    pub fn seek_ge(&self, key: &[u8], ts: u64) -> Result<Option<Node<'a>>> {
+        match self.last_where(|n| cmp_entry(n, key, ts) == Ordering::Less)? {
+            Some(n) => self.next(&n),
+            None => self.first(),
+        }
+    }
+
+    /// The version of `key` visible at `snapshot` (a put or a delete).
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Node<'a>>> {
+        Ok(self.seek_ge(key, snapshot)?.filter(|n| n.key() == key))
+    }
+
+    /// Whether version `(key, ts)` is in the list.
+    pub fn contains(&self, key: &[u8], ts: u64) -> Result<bool> {
+        Ok(self
+            .seek_ge(key, ts)?
+            .is_some_and(|n| n.key() == key && n.ts == ts))
+    }
+
+    /// The last node whose key is `< key` (or `<= key` when `inclusive`).
+    pub fn last_below(&self, key: &[u8], inclusive: bool) -> Result<Option<Node<'a>>> {
+        self.last_where(|n| match n.key().cmp(key) {
+            Ordering::Less => true,
+            Ordering::Equal => inclusive,
+            Ordering::Greater => false,
+        })
+    }
+
+    /// The last node of the list.
+    pub fn last(&self) -> Result<Option<Node<'a>>> {
+        self.last_where(|_| true)
+    }
+}
+
+/// Inserts a commit's versions in key order, remembering the path of the
+/// previous insertion so that a sorted batch costs little more than a walk.
+pub struct Inserter<'a> {
+    list: SkipList<'a>,
+    arenas: &'a Arenas,
+    /// For each level, the last node known to precede the next insertion.
+    prev: [u64; MAX_HEIGHT],
+    /// Arenas in use, in the coordination header: raised as soon as an
+    /// arena is created, before any node in it is linked.
+    arena_count: &'a AtomicU64,
+    rng: u64,
+    /// The previous insertion (0 before the first).
+    last: u64,
+}
+
+impl<'a> Inserter<'a> {
+    pub fn new(arenas: &'a Arenas, arena_count: &'a AtomicU64, seed: u64) -> Self {
+        Inserter {
+            list: SkipList::new(arenas),
+            arenas,
+            prev: [HEAD; MAX_HEIGHT],
+            arena_count,
+            rng: seed | 1,
+            last: 0,
+        }
+    }
+
+    fn random_height(&mut self) -> usize {
+        // xorshift64; each level with probability 1/4.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let r = self.rng;
+        (1 + (r.trailing_ones() / 2) as usize).min(MAX_HEIGHT)
+    }
+
+    /// Insert version `(key, ts)`. Entries must come in strictly increasing
+    /// entry order within one `Inserter`; otherwise the path is reset.
+    pub fn insert(&mut self, key: &[u8], ts: u64, kind: Kind, value: &[u8]) -> Result<()> {
+        if self.last != 0 && cmp_entry(&self.list.node(self.last)?, key, ts) != Ordering::Less {
+            self.prev = [HEAD; MAX_HEIGHT];
+        }
+        // Find, per level, the last node before (key, ts), starting each level
+        // from whichever is further: the node we came down with, or the
+        // remembered predecessor of the previous insertion.
+        let mut x = self.list.node(HEAD)?;
+        let mut x_ptr = HEAD;
+        let mut preds = [HEAD; MAX_HEIGHT];
+        for level in (0..MAX_HEIGHT).rev() {
+            let hint = self.prev[level];
+            if hint != HEAD && hint != x_ptr {
+                let h = self.list.node(hint)?;
+                let ahead = x_ptr == HEAD || cmp_entry(&h, x.key(), x.ts) == Ordering::Greater;
+                if ahead && cmp_entry(&h, key, ts) == Ordering::Less {
+                    x = h;
+                    x_ptr = hint;
+                }
+            }
+            loop {
+                let next = x.next(level);
+                if next == 0 {
+                    break;
+                }
+                let n = self.list.node(next)?;
+                if cmp_entry(&n, key, ts) != Ordering::Less {
+                    break;
+                }
+                x = n;
+                x_ptr = next;
+            }
+            preds[level] = x_ptr;
+        }
+        let height = self.random_height();
+        let count = self.arena_count.load(atomic::Ordering::Acquire) as usize;
+        let (ptr, new_count) = self.arenas.append(count, height, kind, ts, key, value)?;
+        if new_count != count {
+            self.arena_count
+                .store(new_count as u64, atomic::Ordering::Release);
+        }
+        let node = self.list.node(ptr)?;
+        for (level, &pred) in preds.iter().enumerate().take(height) {
+            node.set_next(level, self.list.node(pred)?.next(level));
+        }
+        for (level, &pred) in preds.iter().enumerate().take(height) {
+            self.list.node(pred)?.set_next(level, ptr);
+        }
+        // The new node precedes the next insertion at the levels it reaches.
+        preds[..height].fill(ptr);
+        self.prev = preds;
+        self.last = ptr;
+        Ok(())
+    }
+}

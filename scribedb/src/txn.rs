@@ -1,0 +1,398 @@
+//! Read and write transactions.
+//!
+//! A `ReadTxn` holds a reader slot in the coordination file carrying its
+//! snapshot timestamp, and reads the shared version store at that snapshot
+//! without locks; values borrow from the mapping. A `WriteTxn` holds the
+//! writer role, buffers its writes privately (reading its own writes), and
+//! publishes nothing until `commit`.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON};
+use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::error::{Error, Result};
+use crate::hlc;
+use crate::memtable::{prefix_end, Kind, SkipList, VisibleIter};
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let own = |b: Bound<&K>| match b {
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (own(range.start_bound()), own(range.end_bound()))
+}
+
+/// A consistent, read-only view of the database at one commit.
+///
+/// Lock-free and zero-copy; `Send`, so it may move to another thread. It
+/// occupies one reader slot until dropped, and the versions it sees are kept
+/// until then.
+pub struct ReadTxn {
+    inner: Arc<Inner>,
+    slot: usize,
+    snapshot: u64,
+}
+
+impl ReadTxn {
+    pub(crate) fn begin(inner: Arc<Inner>) -> Result<ReadTxn> {
+        let coord = &inner.coord;
+        let hint = inner.reader_hint.load(Ordering::Relaxed);
+        let slot = match coord.claim_reader_slot(inner.owner_tag, hint) {
+            Some(slot) => slot,
+            None => {
+                inner.reclaim_dead_readers();
+                coord
+                    .claim_reader_slot(inner.owner_tag, hint)
+                    .ok_or(Error::ReadersFull {
+                        max: coord.max_readers() as u32,
+                    })?
+            }
+        };
+        let started = hlc::now_millis();
+        // Register, then re-check: if garbage collection published a horizon
+        // past our snapshot before it could see our slot, take a newer one.
+        let snapshot = loop {
+            let snapshot = coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+            coord.set_reader(slot, snapshot, started, inner.pid);
+            if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot {
+                break snapshot;
+            }
+        };
+        Ok(ReadTxn {
+            inner,
+            slot,
+            snapshot,
+        })
+    }
+
+    /// The commit timestamp this transaction sees: every commit with
+    /// `ts <= snapshot_ts()` and nothing newer.
+    pub fn snapshot_ts(&self) -> u64 {
+        self.snapshot
+    }
+
+    /// The value of `key`, borrowed from the shared mapping.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&[u8]>> {
+        let key = key.as_ref();
+        check_key(key)?;
+        let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
+        Ok(node.filter(|n| n.kind == Kind::Put).map(|n| n.value()))
+    }
+
+    /// Keys within `range`, in order (reverse with `.rev()`).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Range<'_> {
+        let (lower, upper) = owned_bounds(&range);
+        self.bounded(lower, upper)
+    }
+
+    /// Keys starting with `prefix`, in order.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Range<'_> {
+        let prefix = prefix.as_ref();
+        self.bounded(Bound::Included(prefix.to_vec()), prefix_end(prefix))
+    }
+
+    /// Every key, in order.
+    pub fn iter(&self) -> Range<'_> {
+        self.bounded(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    fn bounded(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Range<'_> {
+        Range {
+            iter: VisibleIter::new(
+                SkipList::new(&self.inner.arenas),
+                self.snapshot,
+                lower,
+                upper,
+            ),
+        }
+    }
+}
+
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        self.inner
+            .coord
+            .release_reader_slot(self.slot, self.inner.owner_tag);
+        self.inner.reader_hint.store(self.slot, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for ReadTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTxn")
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Key-value pairs of a read transaction, borrowed from the mapping.
+pub struct Range<'a> {
+    iter: VisibleIter<'a>,
+}
+
+impl<'a> Iterator for Range<'a> {
+    type Item = Result<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next()
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.iter.next_back()
+    }
+}
+
+/// The one write transaction. Dropping it without `commit` aborts it.
+pub struct WriteTxn {
+    inner: Arc<Inner>,
+    snapshot: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    finished: bool,
+}
+
+impl WriteTxn {
+    pub(crate) fn new(inner: Arc<Inner>, snapshot: u64) -> WriteTxn {
+        WriteTxn {
+            inner,
+            snapshot,
+            writes: BTreeMap::new(),
+            bytes: 0,
+            finished: false,
+        }
+    }
+
+    /// The newest commit this transaction builds on (durable or not yet).
+    pub fn snapshot_ts(&self) -> u64 {
+        self.snapshot
+    }
+
+    /// Set `key` to `value`. Keys are 1 byte to 64 KiB; values up to
+    /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN). An empty value is a value.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
+        }
+        self.bytes += key.len() + value.len();
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    /// Remove `key` (a no-op if it does not exist).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        check_key(key)?;
+        self.bytes += key.len();
+        self.writes.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    /// The value of `key`, including this transaction's own writes.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&[u8]>> {
+        let key = key.as_ref();
+        check_key(key)?;
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.as_deref());
+        }
+        let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
+        Ok(node.filter(|n| n.kind == Kind::Put).map(|n| n.value()))
+    }
+
+    /// Keys within `range`, including this transaction's own writes.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> WriteRange<'_> {
+        let (lower, upper) = owned_bounds(&range);
+        self.bounded(lower, upper)
+    }
+
+    /// Keys starting with `prefix`, including this transaction's own writes.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> WriteRange<'_> {
+        let prefix = prefix.as_ref();
+        self.bounded(Bound::Included(prefix.to_vec()), prefix_end(prefix))
+    }
+
+    /// Every key, including this transaction's own writes.
+    pub fn iter(&self) -> WriteRange<'_> {
+        self.bounded(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    fn bounded(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> WriteRange<'_> {
+        let as_slice = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) => Bound::Included(k.clone()),
+            Bound::Excluded(k) => Bound::Excluded(k.clone()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let buffered = self
+            .writes
+            .range::<Vec<u8>, _>((as_slice(&lower), as_slice(&upper)));
+        let stored = VisibleIter::new(
+            SkipList::new(&self.inner.arenas),
+            self.snapshot,
+            lower,
+            upper,
+        );
+        WriteRange {
+            buffered: Ends::new(Box::new(
+                buffered.map(|(k, v)| (k.as_slice(), v.as_deref())),
+            )),
+            stored: Ends::new(Box::new(stored)),
+        }
+    }
+
+    /// Make the writes durable (per the database's durability mode) and
+    /// visible; returns the commit timestamp. A commit with no writes
+    /// returns the snapshot timestamp.
+    pub fn commit(mut self) -> Result<u64> {
+        self.finished = true;
+        if self.writes.is_empty() {
+            self.inner.release_writer();
+            return Ok(self.snapshot);
+        }
+        let writes = std::mem::take(&mut self.writes);
+        let iter = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+        self.inner.commit(iter, self.bytes)
+    }
+
+    /// Discard the writes and give up the writer role.
+    pub fn abort(mut self) {
+        self.finished = true;
+        self.inner.release_writer();
+    }
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner.release_writer();
+        }
+    }
+}
+
+impl std::fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn")
+            .field("snapshot", &self.snapshot)
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+type Item<'a, V> = (&'a [u8], V);
+
+/// A double-ended iterator whose next item at either end can be peeked.
+/// When the middle runs dry, an end takes the item peeked at the other.
+struct Ends<'a, T> {
+    iter: Box<dyn DoubleEndedIterator<Item = T> + 'a>,
+    front: Option<T>,
+    back: Option<T>,
+}
+
+impl<'a, T> Ends<'a, T> {
+    fn new(iter: Box<dyn DoubleEndedIterator<Item = T> + 'a>) -> Self {
+        Ends {
+            iter,
+            front: None,
+            back: None,
+        }
+    }
+
+    fn peek(&mut self, back: bool) -> Option<&T> {
+        let (mine, other) = if back {
+            (&mut self.back, &mut self.front)
+        } else {
+            (&mut self.front, &mut self.back)
+        };
+        if mine.is_none() {
+            *mine = if back {
+                self.iter.next_back()
+            } else {
+                self.iter.next()
+            }
+            .or_else(|| other.take());
+        }
+        mine.as_ref()
+    }
+
+    fn take(&mut self, back: bool) -> Option<T> {
+        self.peek(back);
+        if back {
+            self.back.take()
+        } else {
+            self.front.take()
+        }
+    }
+}
+
+/// Key-value pairs of a write transaction: its buffered writes merged over
+/// the stored versions, the buffer winning on equal keys.
+pub struct WriteRange<'a> {
+    buffered: Ends<'a, Item<'a, Option<&'a [u8]>>>,
+    stored: Ends<'a, Result<Item<'a, &'a [u8]>>>,
+}
+
+impl<'a> WriteRange<'a> {
+    fn step(&mut self, back: bool) -> Option<Result<Item<'a, &'a [u8]>>> {
+        loop {
+            let b = self.buffered.peek(back).map(|(k, _)| *k);
+            let s = match self.stored.peek(back) {
+                Some(Ok((k, _))) => Some(*k),
+                Some(Err(_)) => return self.stored.take(back),
+                None => None,
+            };
+            // Which side comes first in this direction?
+            let take_buffered = match (b, s) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(bk), Some(sk)) => {
+                    if bk == sk {
+                        self.stored.take(back);
+                        true
+                    } else {
+                        (bk < sk) != back
+                    }
+                }
+            };
+            if !take_buffered {
+                return self.stored.take(back);
+            }
+            if let Some((k, Some(v))) = self.buffered.take(back) {
+                return Some(Ok((k, v)));
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for WriteRange<'a> {
+    type Item = Result<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(false)
+    }
+}
+
+impl DoubleEndedIterator for WriteRange<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(true)
+    }
+}

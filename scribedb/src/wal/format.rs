@@ -1,0 +1,233 @@
+//! Byte format of the write-ahead log.
+//!
+//! ```text
+//! wal file
+//! ┌───────────────────┬──────────┬──────────┬─────┬────────────────────────┐
+//! │ file header 64 B  │ record   │ record   │ ... │ preallocated zeros     │
+//! └───────────────────┴──────────┴──────────┴─────┴────────────────────────┘
+//!
+//! file header: magic "SCRBWAL\0" (8) | version u64 | zero padding
+//!
+//! record (8-byte aligned):
+//! 0   magic        u32   "SCWL"
+//! 4   kind         u32   1 = commit
+//! 8   payload_len  u64
+//! 16  ts           u64   commit timestamp, strictly increasing along the log
+//! 24  synced_mark  u64   log offset known durable when this record was written
+//! 32  header_crc   u32   crc32c of bytes 0..32
+//! 36  payload_crc  u32   crc32c of the payload
+//! 40  payload, zero-padded to a multiple of 8
+//!
+//! payload: count u64, then per write:
+//!   kind u8 (1 put, 2 delete) | key_len u32 | [value_len u64, put only] | key | [value]
+//! ```
+//!
+//! All integers are little-endian. The end of the log is found by checksum,
+//! not by file length: the file is preallocated with zeros.
+
+use crate::memtable::Kind;
+
+pub const FILE_MAGIC: [u8; 8] = *b"SCRBWAL\0";
+pub const FILE_VERSION: u64 = 1;
+pub const FILE_HEADER: usize = 64;
+
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");
+pub const KIND_COMMIT: u32 = 1;
+pub const RECORD_HEADER: usize = 40;
+const R_MAGIC: usize = 0;
+const R_KIND: usize = R_MAGIC + 4;
+const R_PAYLOAD_LEN: usize = R_KIND + 4;
+const R_TS: usize = R_PAYLOAD_LEN + 8;
+const R_SYNCED_MARK: usize = R_TS + 8;
+const R_HEADER_CRC: usize = R_SYNCED_MARK + 8;
+const R_PAYLOAD_CRC: usize = R_HEADER_CRC + 4;
+
+pub fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// A parsed, checksum-verified record header.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHeader {
+    pub payload_len: u64,
+    pub ts: u64,
+    pub synced_mark: u64,
+    pub payload_crc: u32,
+}
+
+impl RecordHeader {
+    /// Bytes the whole record occupies in the log.
+    pub fn total_len(&self) -> u64 {
+        RECORD_HEADER as u64 + ((self.payload_len + 7) & !7)
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// Parse the record header at the start of `bytes`; `None` when it is not a
+/// valid header (wrong magic, kind or header checksum).
+pub fn parse_header(bytes: &[u8]) -> Option<RecordHeader> {
+    if bytes.len() < RECORD_HEADER
+        || u32_at(bytes, R_MAGIC) != RECORD_MAGIC
+        || u32_at(bytes, R_KIND) != KIND_COMMIT
+        || crc32c::crc32c(&bytes[..R_HEADER_CRC]) != u32_at(bytes, R_HEADER_CRC)
+    {
+        return None;
+    }
+    Some(RecordHeader {
+        payload_len: u64_at(bytes, R_PAYLOAD_LEN),
+        ts: u64_at(bytes, R_TS),
+        synced_mark: u64_at(bytes, R_SYNCED_MARK),
+        payload_crc: u32_at(bytes, R_PAYLOAD_CRC),
+    })
+}
+
+/// Builds one commit record.
+pub struct RecordBuilder {
+    buf: Vec<u8>,
+    count: u64,
+}
+
+impl RecordBuilder {
+    pub fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(RECORD_HEADER + 8 + capacity);
+        buf.resize(RECORD_HEADER + 8, 0);
+        RecordBuilder { buf, count: 0 }
+    }
+
+    pub fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.count += 1;
+        match value {
+            Some(v) => {
+                self.buf.push(Kind::Put as u8);
+                self.buf
+                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
+                self.buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                self.buf.extend_from_slice(key);
+                self.buf.extend_from_slice(v);
+            }
+            None => {
+                self.buf.push(Kind::Delete as u8);
+                self.buf
+                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
+                self.buf.extend_from_slice(key);
+            }
+        }
+    }
+
+    /// Seal the record: fill in the header and pad to 8 bytes.
+    pub fn finish(mut self, ts: u64, synced_mark: u64) -> Vec<u8> {
+        let payload_len = self.buf.len() - RECORD_HEADER;
+        self.buf[RECORD_HEADER..RECORD_HEADER + 8].copy_from_slice(&self.count.to_le_bytes());
+        self.buf.resize(align8(self.buf.len()), 0);
+        let payload_crc = crc32c::crc32c(&self.buf[RECORD_HEADER..RECORD_HEADER + payload_len]);
+        let b = &mut self.buf;
+        b[R_MAGIC..R_MAGIC + 4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        b[R_KIND..R_KIND + 4].copy_from_slice(&KIND_COMMIT.to_le_bytes());
+        b[R_PAYLOAD_LEN..R_PAYLOAD_LEN + 8].copy_from_slice(&(payload_len as u64).to_le_bytes());
+        b[R_TS..R_TS + 8].copy_from_slice(&ts.to_le_bytes());
+        b[R_SYNCED_MARK..R_SYNCED_MARK + 8].copy_from_slice(&synced_mark.to_le_bytes());
+        let header_crc = crc32c::crc32c(&b[..R_HEADER_CRC]);
+        b[R_HEADER_CRC..R_HEADER_CRC + 4].copy_from_slice(&header_crc.to_le_bytes());
+        b[R_PAYLOAD_CRC..R_PAYLOAD_CRC + 4].copy_from_slice(&payload_crc.to_le_bytes());
+        self.buf
+    }
+}
+
+/// One write decoded from a payload.
+pub struct Write<'a> {
+    pub kind: Kind,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// Decode a checksum-verified payload; `Err` names what is malformed.
+pub fn decode_payload(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
+    let mut pos = 8usize;
+    let count = payload
+        .get(..8)
+        .map(|b| u64_at(b, 0))
+        .ok_or("payload shorter than its count")?;
+    let take = |pos: &mut usize, n: usize| -> Result<&[u8], &'static str> {
+        let end = pos
+            .checked_add(n)
+            .filter(|&e| e <= payload.len())
+            .ok_or("write runs past the payload")?;
+        let s = &payload[*pos..end];
+        *pos = end;
+        Ok(s)
+    };
+    let mut writes = Vec::with_capacity(count.min(payload.len() as u64 / 6) as usize);
+    for _ in 0..count {
+        let kind = match take(&mut pos, 1)?[0] {
+            1 => Kind::Put,
+            2 => Kind::Delete,
+            _ => return Err("unknown write kind"),
+        };
+        let key_len = u32_at(take(&mut pos, 4)?, 0) as usize;
+        let value_len = match kind {
+            Kind::Put => {
+                usize::try_from(u64_at(take(&mut pos, 8)?, 0)).map_err(|_| "value too long")?
+            }
+            Kind::Delete => 0,
+        };
+        let key = take(&mut pos, key_len)?;
+        let value = take(&mut pos, value_len)?;
+        writes.push(Write { kind, key, value });
+    }
+    if pos != payload.len() {
+        return Err("trailing bytes after the last write");
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips() {
+        let mut b = RecordBuilder::new(64);
+        b.push(b"alpha", Some(b"one"));
+        b.push(b"beta", None);
+        b.push(b"gamma", Some(b""));
+        let rec = b.finish(42, 7);
+        assert_eq!(rec.len() % 8, 0);
+        let h = parse_header(&rec).unwrap();
+        assert_eq!((h.ts, h.synced_mark), (42, 7));
+        assert_eq!(h.total_len(), rec.len() as u64);
+        let payload = &rec[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize];
+        assert_eq!(crc32c::crc32c(payload), h.payload_crc);
+        let w = decode_payload(payload).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(
+            (w[0].kind, w[0].key, w[0].value),
+            (Kind::Put, &b"alpha"[..], &b"one"[..])
+        );
+        assert_eq!((w[1].kind, w[1].key), (Kind::Delete, &b"beta"[..]));
+        assert_eq!((w[2].kind, w[2].value), (Kind::Put, &b""[..]));
+    }
+
+    #[test]
+    fn damaged_header_is_rejected() {
+        let mut b = RecordBuilder::new(8);
+        b.push(b"k", Some(b"v"));
+        let mut rec = b.finish(1, 0);
+        rec[17] ^= 1;
+        assert!(parse_header(&rec).is_none());
+    }
+
+    #[test]
+    fn malformed_payload_is_an_error_not_a_panic() {
+        let mut payload = 5u64.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff]);
+        assert!(decode_payload(&payload).is_err());
+        assert!(decode_payload(&[1, 2]).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! The write-ahead log: the durable record of every commit.
+//!
+//! One file, `wal`, preallocated with zeros in chunks so that a commit's
+//! `fdatasync` overwrites blocks in place instead of growing the file. The
+//! end of the log is where the record chain stops checking out, not the file
+//! length (format in `format.rs`).
+//!
+//! Durability is shared: a committer that needs its record durable either
+//! runs one `fdatasync` for everything written so far (the leader) or waits
+//! for the leader's to cover it (group commit). After a sync the leader
+//! raises the durable offset and the published commit timestamp in the
+//! coordination header; both only grow.
+
+pub(crate) mod format;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use memmap2::Mmap;
+
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_WAL_END, OFF_WAL_SYNCED, OFF_WRITTEN_TS};
+use crate::coord::Coord;
+use crate::error::{Error, IoContext, Result};
+use format::*;
+
+/// Granularity of preallocation.
+const CHUNK: u64 = 16 << 20;
+
+/// What recovery found at the end of the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whole commit records replayed.
+    pub records: u64,
+    /// Timestamp of the last replayed commit (0 if none).
+    pub last_ts: u64,
+    /// Offset of the end of the last whole record.
+    pub wal_end: u64,
+    /// A torn record at the tail (an unacknowledged commit) was cut off:
+    /// `(offset, bytes cleared)`.
+    pub torn_tail: Option<(u64, u64)>,
+    /// Repair cut the log at damage: `(offset, intact records dropped)`.
+    pub repaired: Option<(u64, u64)>,
+}
+
+/// The write-ahead log file of one handle.
+pub(crate) struct Wal {
+    path: PathBuf,
+    file: File,
+    /// Length of the file as last seen; only ever grows.
+    allocated: Mutex<u64>,
+    /// Whether a group-commit leader is syncing right now (this process).
+    syncing: Mutex<bool>,
+    synced: Condvar,
+}
+
+impl Wal {
+    /// Open the log, creating it with a header when missing or empty.
+    /// Creation happens only while the open lock is held exclusively.
+    pub fn open(path: &Path) -> Result<Wal> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .ctx(|| format!("stat {}", path.display()))?
+            .len();
+        if len == 0 {
+            let mut header = [0u8; FILE_HEADER];
+            header[..8].copy_from_slice(&FILE_MAGIC);
+            header[8..16].copy_from_slice(&FILE_VERSION.to_le_bytes());
+            file.write_all_at(&header, 0)
+                .ctx(|| format!("writing {}", path.display()))?;
+            file.sync_all()
+                .ctx(|| format!("syncing {}", path.display()))?;
+        } else {
+            let mut header = [0u8; FILE_HEADER];
+            if len < FILE_HEADER as u64 {
+                return Err(Error::corrupted(
+                    path,
+                    len,
+                    "log file shorter than its header",
+                ));
+            }
+            file.read_exact_at(&mut header, 0)
+                .ctx(|| format!("reading {}", path.display()))?;
+            if header[..8] != FILE_MAGIC {
+                return Err(Error::BadMagic {
+                    file: path.to_path_buf(),
+                    kind: "write-ahead log",
+                });
+            }
+            let version = u64::from_le_bytes(header[8..16].try_into().unwrap());
+            if version != FILE_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    file: path.to_path_buf(),
+                    found: version.min(u32::MAX as u64) as u32,
+                    supported: FILE_VERSION as u32,
+                });
+            }
+        }
+        let allocated = file
+            .metadata()
+            .ctx(|| format!("stat {}", path.display()))?
+            .len();
+        Ok(Wal {
+            path: path.to_path_buf(),
+            file,
+            allocated: Mutex::new(allocated),
+            syncing: Mutex::new(false),
+            synced: Condvar::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Current length of the file on disk.
+    pub fn file_len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .ctx(|| format!("stat {}", self.path.display()))?
+            .len())
+    }
+
+    /// Write `record` at offset `at` (the current end of the log); returns
+    /// the new end. Writer role only. Nothing is durable until a sync.
+    pub fn append(&self, at: u64, record: &[u8]) -> Result<u64> {
+        let end = at + record.len() as u64;
+        self.preallocate(end)?;
+        self.file
+            .write_all_at(record, at)
+            .ctx(|| format!("appending to {}", self.path.display()))?;
+        Ok(end)
+    }
+
+    /// Make sure real zero blocks exist up to at least `end`.
+    fn preallocate(&self, end: u64) -> Result<()> {
+        let mut allocated = self.allocated.lock().unwrap_or_else(|p| p.into_inner());
+        if end <= *allocated {
+            return Ok(());
+        }
+        *allocated = self.file_len()?;
+        if end <= *allocated {
+            return Ok(());
+        }
+        let target = end.div_ceil(CHUNK) * CHUNK + CHUNK;
+        self.write_zeros(*allocated, target)?;
+        *allocated = target;
+        Ok(())
+    }
+
+    fn write_zeros(&self, from: u64, to: u64) -> Result<()> {
+        let zeros = vec![0u8; 1 << 20];
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(zeros.len() as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], pos)
+                .ctx(|| format!("preallocating {}", self.path.display()))?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Read `len` bytes at `at`.
+    pub fn read_at(&self, at: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, at)
+            .ctx(|| format!("reading {}", self.path.display()))?;
+        Ok(buf)
+    }
+
+    /// Zero whatever part of a record a dead writer wrote at `at` (the end
+    /// of the log) so it can never be mistaken for a commit.
+    pub fn clear_partial(&self, at: u64) -> Result<()> {
+        let len = self.file_len()?;
+        if at >= len {
+            return Ok(());
+        }
+        let head = self.read_at(at, (RECORD_HEADER as u64).min(len - at))?;
+        let span = parse_header(&head).map_or(RECORD_HEADER as u64, |h| h.total_len());
+        self.write_zeros(at, (at + span).min(len))
+    }
+
+    /// `fdatasync` the log.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .ctx(|| format!("syncing {}", self.path.display()))
+    }
+
+    /// Sync everything written so far and publish it: raise the durable
+    /// offset and the committed timestamp.
+    pub fn sync_and_publish(&self, coord: &Coord) -> Result<()> {
+        // Read the written timestamp before the end offset: the writer stores
+        // them in the opposite order, so the sync covers the record of `ts`.
+        let ts = coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
+        let end = coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
+        self.sync()?;
+        coord.hdr(OFF_WAL_SYNCED).fetch_max(end, Ordering::AcqRel);
+        coord.hdr(OFF_COMMITTED_TS).fetch_max(ts, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Return once commit `ts` is durable and published (group commit).
+    pub fn wait_durable(&self, coord: &Coord, ts: u64) -> Result<()> {
+        let published = || coord.hdr(OFF_COMMITTED_TS).load(Ordering::Acquire) >= ts;
+        let mut syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if published() {
+                return Ok(());
+            }
+            if !*syncing {
+                *syncing = true;
+                drop(syncing);
+                let result = self.sync_and_publish(coord);
+                syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+                *syncing = false;
+                self.synced.notify_all();
+                result?;
+            } else {
+                // A leader in this process is syncing; a leader in another
+                // process may publish us too, hence the timeout.
+                syncing = self
+                    .synced
+                    .wait_timeout(syncing, Duration::from_millis(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+    }
+
+    /// Scan the log from the start, calling `apply` for each whole record in
+    /// order, and settle its tail:
+    /// * a torn last record (one no later durable record vouches for) is
+    ///   cleared and reported;
+    /// * damage that a later record proves was once durable is an error,
+    ///   unless `repair`, which cuts the log there and reports what it drops.
+    ///
+    /// Runs only while the open lock is held exclusively.
+    pub fn recover(
+        &self,
+        repair: bool,
+        mut apply: impl FnMut(u64, Vec<Write<'_>>) -> Result<()>,
+    ) -> Result<RecoveryReport> {
+        let len = self.file_len()?;
+        // SAFETY: the file is not written by anyone while we hold the open
+        // lock exclusively; the mapping is dropped before we write to it.
+        let map =
+            unsafe { Mmap::map(&self.file) }.ctx(|| format!("mapping {}", self.path.display()))?;
+        let bytes = &map[..len as usize];
+        let mut report = RecoveryReport::default();
+        let mut pos = FILE_HEADER as u64;
+        let mut last_ts = 0;
+        let damage: Option<&'static str> = loop {
+            let rest = &bytes[pos as usize..];
+            if rest.len() < RECORD_HEADER || rest[..RECORD_HEADER].iter().all(|&b| b == 0) {
+                break None;
+            }
+            let Some(h) = parse_header(rest) else {
+                break Some("bad record header");
+            };
+            if h.total_len() > rest.len() as u64 {
+                break Some("record runs past the end of the file");
+            }
+            if h.ts <= last_ts {
+                break Some("timestamp does not increase");
+            }
+            let payload = &rest[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize];
+            if crc32c::crc32c(payload) != h.payload_crc {
+                break Some("payload checksum mismatch");
+            }
+            let Ok(writes) = decode_payload(payload) else {
+                break Some("malformed payload");
+            };
+            apply(h.ts, writes)?;
+            last_ts = h.ts;
+            report.records += 1;
+            pos += h.total_len();
+        };
+        report.last_ts = last_ts;
+        report.wal_end = pos;
+
+        // Look past the end for records that prove the log went on.
+        let mut vouching = 0u64;
+        let mut leftover_end = pos;
+        let mut probe = pos + 8;
+        while probe + RECORD_HEADER as u64 <= len {
+            let rest = &bytes[probe as usize..];
+            if let Some(h) = parse_header(rest) {
+                if h.synced_mark > pos && h.total_len() <= rest.len() as u64 {
+                    vouching += 1;
+                }
+                leftover_end = leftover_end.max((probe + h.total_len()).min(len));
+            }
+            probe += 8;
+        }
+        let last_nonzero = bytes[pos as usize..]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(pos, |i| pos + i as u64 + 1);
+        let clear_to = leftover_end.max(last_nonzero);
+        drop(map);
+
+        if vouching > 0 {
+            let what = damage.unwrap_or("records missing (zeroed block)");
+            if !repair {
+                return Err(Error::WalDamaged {
+                    file: self.path.clone(),
+                    offset: pos,
+                    what: what.to_string(),
+                    records_after: vouching,
+                });
+            }
+            report.repaired = Some((pos, vouching));
+        } else if clear_to > pos {
+            report.torn_tail = Some((pos, clear_to - pos));
+        }
+        if clear_to > pos {
+            self.write_zeros(pos, clear_to)?;
+        }
+        self.sync()?;
+        Ok(report)
+    }
+}
