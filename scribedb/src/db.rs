@@ -598,7 +598,8 @@ impl Inner {
     }
 
     /// Commit a transaction's writes (sorted by key; `None` deletes).
-    /// Writer role held; released before waiting for durability.
+    /// Writer role held; released before waiting for durability, so the
+    /// next writer can append while this commit's sync runs.
     pub fn commit<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
@@ -606,17 +607,15 @@ impl Inner {
     ) -> Result<u64> {
         let result = self.commit_locked(writes, bytes);
         self.release_writer();
-        let ts = result?;
-        match self.durability {
-            Durability::Immediate => self.wal.wait_durable(&self.coord, ts).inspect_err(|e| {
+        let (ts, end) = result?;
+        if self.durability == Durability::Immediate {
+            self.wal.wait_durable(&self.coord, end).inspect_err(|e| {
                 self.set_poison(format!("syncing the write-ahead log failed: {e}"));
-            })?,
-            Durability::Eventual | Durability::None => {
-                self.coord
-                    .hdr(OFF_COMMITTED_TS)
-                    .fetch_max(ts, Ordering::AcqRel);
-            }
+            })?;
         }
+        self.coord
+            .hdr(OFF_COMMITTED_TS)
+            .fetch_max(ts, Ordering::AcqRel);
         Ok(ts)
     }
 
@@ -624,14 +623,14 @@ impl Inner {
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
         bytes: usize,
-    ) -> Result<u64> {
+    ) -> Result<(u64, u64)> {
         self.check_poison()?;
         let hdr = |off| self.coord.hdr(off);
         let written = hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
-        let ts = hlc::next(
-            hdr(OFF_HLC_LAST).load(Ordering::Acquire).max(written),
-            hlc::now_millis(),
-        );
+        let last = hdr(OFF_HLC_LAST).load(Ordering::Acquire).max(written);
+        let ts = hlc::next(last, hlc::now_millis()).ok_or_else(|| {
+            Error::corrupted(self.coord.path(), OFF_HLC_LAST as u64, "clock exhausted")
+        })?;
         hdr(OFF_HLC_LAST).store(ts, Ordering::Release);
 
         let count = writes.len() as u64;
@@ -671,7 +670,7 @@ impl Inner {
         hdr(OFF_VERSION_COUNT).fetch_add(count, Ordering::AcqRel);
         hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
-        Ok(ts)
+        Ok((ts, end))
     }
 
     /// Whether the process that owns reader-slot tag `owner` is alive.

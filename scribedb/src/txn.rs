@@ -65,18 +65,25 @@ impl ReadTxn {
         let started = hlc::now_millis();
         // Register, then re-check: if garbage collection published a horizon
         // past our snapshot before it could see our slot, take a newer one.
-        let snapshot = loop {
+        // The horizon never passes the committed timestamp, so one retry
+        // settles it; the bound only guards against a corrupt header.
+        for _ in 0..1000 {
             let snapshot = coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
             coord.set_reader(slot, snapshot, started, inner.pid);
             if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot {
-                break snapshot;
+                return Ok(ReadTxn {
+                    inner,
+                    slot,
+                    snapshot,
+                });
             }
-        };
-        Ok(ReadTxn {
-            inner,
-            slot,
-            snapshot,
-        })
+        }
+        coord.release_reader_slot(slot, inner.owner_tag);
+        Err(Error::corrupted(
+            coord.path(),
+            OFF_GC_HORIZON as u64,
+            "garbage-collection horizon is ahead of the committed timestamp",
+        ))
     }
 
     /// The commit timestamp this transaction sees: every commit with
@@ -242,9 +249,21 @@ impl WriteTxn {
             Bound::Excluded(k) => Bound::Excluded(k.clone()),
             Bound::Unbounded => Bound::Unbounded,
         };
-        let buffered = self
-            .writes
-            .range::<Vec<u8>, _>((as_slice(&lower), as_slice(&upper)));
+        let inverted = match (&lower, &upper) {
+            (Bound::Included(l), Bound::Included(u)) => l > u,
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
+                l >= u
+            }
+            _ => false,
+        };
+        // An inverted range is empty (BTreeMap::range would panic on it).
+        let buffered = (!inverted)
+            .then(|| {
+                self.writes
+                    .range::<Vec<u8>, _>((as_slice(&lower), as_slice(&upper)))
+            })
+            .into_iter()
+            .flatten();
         let stored = VisibleIter::new(
             SkipList::new(&self.inner.arenas),
             self.snapshot,

@@ -143,6 +143,10 @@ impl Coord {
             .map(|_| ())
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn max_readers(&self) -> usize {
         self.max_readers
     }

@@ -153,8 +153,9 @@ impl Wal {
         if end <= *allocated {
             return Ok(());
         }
+        // The record itself fills [allocated, end); zero the rest.
         let target = end.div_ceil(CHUNK) * CHUNK + CHUNK;
-        self.write_zeros(*allocated, target)?;
+        self.write_zeros(end.max(*allocated), target)?;
         *allocated = target;
         Ok(())
     }
@@ -213,9 +214,9 @@ impl Wal {
         Ok(())
     }
 
-    /// Return once commit `ts` is durable and published (group commit).
-    pub fn wait_durable(&self, coord: &Coord, ts: u64) -> Result<()> {
-        let published = || coord.hdr(OFF_COMMITTED_TS).load(Ordering::Acquire) >= ts;
+    /// Return once the log is durable up to offset `end` (group commit).
+    pub fn wait_durable(&self, coord: &Coord, end: u64) -> Result<()> {
+        let published = || coord.hdr(OFF_WAL_SYNCED).load(Ordering::Acquire) >= end;
         let mut syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if published() {
