@@ -80,6 +80,12 @@ impl Wal {
                 .ctx(|| format!("writing {}", path.display()))?;
             file.sync_all()
                 .ctx(|| format!("syncing {}", path.display()))?;
+            // Make the new directory entry durable too.
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .ctx(|| format!("syncing {}", dir.display()))?;
+            }
         } else {
             let mut header = [0u8; FILE_HEADER];
             if len < FILE_HEADER as u64 {
