@@ -226,6 +226,14 @@ impl Database {
                 )
             }
         };
+        // A committer that died after inserting its commit but before
+        // publishing it leaves readers behind the writers; make what is
+        // written durable and publish it, so no reader waits for the next
+        // commit to see it.
+        let written = coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
+        if written > coord.hdr(OFF_COMMITTED_TS).load(Ordering::Acquire) {
+            wal.sync_and_publish(&coord)?;
+        }
         let pid = std::process::id() as u64;
         let (proc_slot, proc_generation) = coord.claim_process_slot(pid, hlc::now_millis())?;
         let inner = Arc::new(Inner {

@@ -39,6 +39,11 @@ pub use error::{Error, Result};
 pub use txn::{Range, ReadTxn, WriteRange, WriteTxn};
 pub use wal::RecoveryReport;
 
+// The README's examples are compiled as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Commit timestamps: 48 bits of wall-clock milliseconds, 16 of counter.
 pub mod timestamp {
     pub use crate::hlc::{from_millis, millis, now_millis};
