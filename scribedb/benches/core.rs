@@ -1,1 +1,675 @@
-fn main() {}
+//! Core benchmarks: bulk load, point reads, read-transaction overhead,
+//! scans, commit latency (next to the disk's raw sync rate), group commit,
+//! batch writes and unsynced commits.
+//!
+//! ```text
+//! cargo bench -p scribedb --bench core
+//! SCRIBEDB_BENCH_KEYS=200000 cargo bench -p scribedb --bench core
+//! ```
+//!
+//! The number of keys comes from `SCRIBEDB_BENCH_KEYS` (default 1,000,000).
+//! Keys are 24 random bytes, values 150 random bytes, from a fixed seed. The
+//! program prints a table and never asserts on timings. When it is run
+//! without `--bench` (as `cargo test --all-targets` does), it runs a quick
+//! smoke pass over a small database instead.
+
+use std::error::Error;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use scribedb::{Database, Durability};
+
+type BenchResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
+
+const KEY_LEN: usize = 24;
+const VALUE_LEN: usize = 150;
+const SEED: u64 = 0x5C81_BEDB_0000_0001;
+const DEFAULT_KEYS: usize = 1_000_000;
+const SYNC_BLOCK: usize = 4096;
+const GROUP_THREADS: usize = 4;
+const RANGE_LEN: usize = 10;
+
+type Key = [u8; KEY_LEN];
+type Value = [u8; VALUE_LEN];
+
+/// How much work each section does. Sections that touch the disk stop early
+/// when their time budget runs out, and say so.
+struct Plan {
+    keys: usize,
+    /// Iterations of the begin_read loops.
+    txn_loops: usize,
+    range_scans: usize,
+    commits: usize,
+    sync_ops: usize,
+    group_commits_per_thread: usize,
+    batches: usize,
+    batch_size: usize,
+    unsynced_commits: usize,
+    /// Time budget of each section that syncs (or may be slow).
+    budget: Duration,
+}
+
+impl Plan {
+    fn new(full: bool) -> BenchResult<Plan> {
+        let from_env = match std::env::var("SCRIBEDB_BENCH_KEYS") {
+            Ok(s) => {
+                let digits: String = s.chars().filter(|c| !matches!(c, '_' | ',')).collect();
+                Some(
+                    digits
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|e| format!("SCRIBEDB_BENCH_KEYS={s:?}: {e}"))?
+                        .max(1),
+                )
+            }
+            Err(_) => None,
+        };
+        Ok(if full {
+            let keys = from_env.unwrap_or(DEFAULT_KEYS);
+            Plan {
+                keys,
+                txn_loops: keys.clamp(10_000, 1_000_000),
+                range_scans: 200_000,
+                commits: 2_000,
+                sync_ops: 2_000,
+                group_commits_per_thread: 1_000,
+                batches: 100,
+                batch_size: 1_000,
+                unsynced_commits: 100_000,
+                budget: Duration::from_secs(10),
+            }
+        } else {
+            Plan {
+                keys: from_env.unwrap_or(2_000).min(20_000),
+                txn_loops: 2_000,
+                range_scans: 1_000,
+                commits: 20,
+                sync_ops: 20,
+                group_commits_per_thread: 10,
+                batches: 3,
+                batch_size: 100,
+                unsynced_commits: 200,
+                budget: Duration::from_secs(2),
+            }
+        })
+    }
+}
+
+// ---- output ---------------------------------------------------------------
+
+/// `1234567.891` with 2 decimals as `1,234,567.89`.
+fn fmt_num(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s.as_str(), None),
+    };
+    let mut out = String::new();
+    if v < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        out.push('-');
+    }
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
+}
+
+fn section(title: &str) {
+    println!();
+    println!("{title}");
+}
+
+/// One line of the table: what, the figure, its unit.
+fn row(label: &str, value: f64, decimals: usize, unit: &str) {
+    println!("  {label:<54} {:>16} {unit}", fmt_num(value, decimals));
+}
+
+fn note(text: &str) {
+    println!("  ({text})");
+}
+
+fn per_sec(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-12)
+}
+
+fn ns_per(elapsed: Duration, count: usize) -> f64 {
+    elapsed.as_nanos() as f64 / count.max(1) as f64
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Latencies of individual operations.
+struct Latencies {
+    sorted: Vec<Duration>,
+}
+
+impl Latencies {
+    fn new(mut samples: Vec<Duration>) -> Latencies {
+        samples.sort_unstable();
+        Latencies { sorted: samples }
+    }
+
+    fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Nearest-rank percentile, `p` in 0..=100.
+    fn percentile(&self, p: f64) -> Duration {
+        if self.sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * self.sorted.len() as f64).ceil() as usize;
+        self.sorted[rank.clamp(1, self.sorted.len()) - 1]
+    }
+
+    fn median(&self) -> Duration {
+        self.percentile(50.0)
+    }
+
+    fn mean(&self) -> Duration {
+        let total: Duration = self.sorted.iter().sum();
+        total / self.sorted.len().max(1) as u32
+    }
+}
+
+/// Run `op` up to `max_ops` times, stopping early once `budget` has passed.
+/// Returns each call's latency and the wall time of the whole loop.
+fn timed_ops(
+    max_ops: usize,
+    budget: Duration,
+    mut op: impl FnMut(usize) -> BenchResult,
+) -> BenchResult<(Latencies, Duration)> {
+    let mut samples = Vec::with_capacity(max_ops);
+    let start = Instant::now();
+    for i in 0..max_ops {
+        let t = Instant::now();
+        op(i)?;
+        samples.push(t.elapsed());
+        if start.elapsed() >= budget {
+            break;
+        }
+    }
+    Ok((Latencies::new(samples), start.elapsed()))
+}
+
+fn capped_note(done: usize, planned: usize, budget: Duration) {
+    if done < planned {
+        note(&format!(
+            "stopped after {done} of {planned} operations: time budget of {} s",
+            budget.as_secs()
+        ));
+    }
+}
+
+// ---- data -----------------------------------------------------------------
+
+fn random_key(rng: &mut StdRng) -> Key {
+    let mut k = [0u8; KEY_LEN];
+    rng.fill_bytes(&mut k);
+    k
+}
+
+fn random_value(rng: &mut StdRng) -> Value {
+    let mut v = [0u8; VALUE_LEN];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+fn open(path: &Path, durability: Durability) -> BenchResult<Database> {
+    Ok(Database::builder().durability(durability).open(path)?)
+}
+
+/// Commit one fresh key per iteration; returns the latencies.
+fn single_key_commits(
+    db: &Database,
+    rng: &mut StdRng,
+    max_ops: usize,
+    budget: Duration,
+) -> BenchResult<(Latencies, Duration)> {
+    timed_ops(max_ops, budget, |_| {
+        let (k, v) = (random_key(rng), random_value(rng));
+        let mut w = db.begin_write()?;
+        w.put(k, v)?;
+        w.commit()?;
+        Ok(())
+    })
+}
+
+// ---- main -----------------------------------------------------------------
+
+fn main() -> BenchResult {
+    let run_start = Instant::now();
+    let full = std::env::args().any(|a| a == "--bench");
+    let plan = Plan::new(full)?;
+    let n = plan.keys;
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+
+    println!("ScribeDB core benchmark");
+    println!(
+        "  cores: {cores}   keys (N): {}   key: {KEY_LEN} B   value: {VALUE_LEN} B   seed: {SEED:#x}",
+        fmt_num(n as f64, 0)
+    );
+    println!(
+        "  sections that sync stop early after {} s each (noted where that happens)",
+        plan.budget.as_secs()
+    );
+    if !full {
+        println!("  quick smoke run (not started with --bench): tiny sizes, figures meaningless");
+    }
+
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let keys: Vec<Key> = (0..n).map(|_| random_key(&mut rng)).collect();
+    let values: Vec<Value> = (0..n).map(|_| random_value(&mut rng)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+
+    let tmp = tempfile::Builder::new()
+        .prefix("scribedb-bench-")
+        .tempdir()?;
+    let db_path = tmp.path().join("db");
+    let db = open(&db_path, Durability::Immediate)?;
+
+    // 1. Bulk load.
+    section("1. bulk load: N puts in one write transaction (Durability::Immediate)");
+    let start = Instant::now();
+    let mut w = db.begin_write()?;
+    for (k, v) in keys.iter().zip(&values) {
+        w.put(k, v)?;
+    }
+    let buffered = start.elapsed();
+    w.commit()?;
+    let total = start.elapsed();
+    row("total", total.as_secs_f64(), 3, "s");
+    row("throughput", per_sec(n, total), 0, "keys/s");
+    row(
+        "data rate (key + value bytes)",
+        (n * (KEY_LEN + VALUE_LEN)) as f64 / 1e6 / total.as_secs_f64(),
+        1,
+        "MB/s",
+    );
+    row(
+        "  of which put() calls (buffering)",
+        buffered.as_secs_f64(),
+        3,
+        "s",
+    );
+    row(
+        "  of which commit()",
+        (total - buffered).as_secs_f64(),
+        3,
+        "s",
+    );
+
+    // 2. Point gets in one read transaction.
+    section("2. point get, random order, all in ONE read transaction");
+    {
+        let r = db.begin_read()?;
+        for run in 1..=2 {
+            let start = Instant::now();
+            let mut found = 0usize;
+            for &i in &order {
+                if let Some(v) = r.get(keys[i])? {
+                    found += 1;
+                    black_box(v);
+                }
+            }
+            let elapsed = start.elapsed();
+            row(
+                &format!("run {run}: latency"),
+                ns_per(elapsed, n),
+                1,
+                "ns/get",
+            );
+            row(
+                &format!("run {run}: throughput"),
+                per_sec(n, elapsed),
+                0,
+                "gets/s",
+            );
+            if found != n {
+                note(&format!("only {found} of {n} keys found"));
+            }
+        }
+    }
+
+    // 3. Read-transaction overhead.
+    section("3. read transaction overhead");
+    {
+        let loops = plan.txn_loops;
+        let start = Instant::now();
+        for j in 0..loops {
+            let r = db.begin_read()?;
+            black_box(r.get(keys[order[j % n]])?.map(|v| v.len()));
+            drop(r);
+        }
+        let with_get = start.elapsed();
+        let start = Instant::now();
+        for _ in 0..loops {
+            black_box(db.begin_read()?);
+        }
+        let bare = start.elapsed();
+        row(
+            "begin_read + one get + drop",
+            ns_per(with_get, loops),
+            1,
+            "ns/iter",
+        );
+        row("begin_read + drop", ns_per(bare, loops), 1, "ns/iter");
+        note(&format!("{} iterations each", fmt_num(loops as f64, 0)));
+    }
+
+    // 4. Scans.
+    section("4. scans");
+    {
+        let r = db.begin_read()?;
+        let start = Instant::now();
+        let (mut count, mut bytes) = (0usize, 0usize);
+        for kv in r.iter() {
+            let (k, v) = kv?;
+            count += 1;
+            bytes += k.len() + v.len();
+            black_box((k, v));
+        }
+        let elapsed = start.elapsed();
+        row("full forward scan", per_sec(count, elapsed), 0, "keys/s");
+        row(
+            "full forward scan (key + value bytes)",
+            bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+            1,
+            "MB/s",
+        );
+        row("full forward scan: total", millis(elapsed), 1, "ms");
+        if count != n {
+            note(&format!("forward scan saw {count} keys, expected {n}"));
+        }
+
+        let want = (n / 10).max(1);
+        let start = Instant::now();
+        let mut count = 0usize;
+        for kv in r.iter().rev().take(want) {
+            black_box(kv?);
+            count += 1;
+        }
+        let elapsed = start.elapsed();
+        row(
+            "reverse scan of the last 10% of keys",
+            per_sec(count, elapsed),
+            0,
+            "keys/s",
+        );
+        row("reverse scan: per key", ns_per(elapsed, count), 1, "ns/key");
+        if count != want {
+            note(&format!("reverse scan saw {count} keys, expected {want}"));
+        }
+    }
+
+    // 5. Short range scans.
+    section(&format!(
+        "5. range scans of {RANGE_LEN} entries from {} random start keys (one read transaction)",
+        fmt_num(plan.range_scans as f64, 0)
+    ));
+    {
+        let r = db.begin_read()?;
+        let starts: Vec<Key> = (0..plan.range_scans)
+            .map(|_| random_key(&mut rng))
+            .collect();
+        let start = Instant::now();
+        let mut entries = 0usize;
+        for s in &starts {
+            for kv in r.range(s.as_slice()..).take(RANGE_LEN) {
+                black_box(kv?);
+                entries += 1;
+            }
+        }
+        let elapsed = start.elapsed();
+        row("throughput", per_sec(starts.len(), elapsed), 0, "scans/s");
+        row("latency", ns_per(elapsed, starts.len()), 1, "ns/scan");
+        row(
+            "entries per scan (average)",
+            entries as f64 / starts.len().max(1) as f64,
+            2,
+            "entries",
+        );
+    }
+
+    // 6. Single-key commits next to the raw sync rate of the disk.
+    section(&format!(
+        "6. {} single-key commits into the loaded database (Durability::Immediate) vs raw fdatasync",
+        fmt_num(plan.commits as f64, 0)
+    ));
+    let (raw_append, raw_overwrite) = raw_sync_rates(tmp.path(), &plan, &mut rng)?;
+    let (lat, wall) = single_key_commits(&db, &mut rng, plan.commits, plan.budget)?;
+    let commit_rate = per_sec(lat.len(), wall);
+    row("scribedb commit: throughput", commit_rate, 0, "commits/s");
+    row("scribedb commit: median", micros(lat.median()), 1, "µs");
+    row(
+        "scribedb commit: p99",
+        micros(lat.percentile(99.0)),
+        1,
+        "µs",
+    );
+    capped_note(lat.len(), plan.commits, plan.budget);
+    row(
+        "ratio: commit rate / raw in-place sync rate (b)",
+        commit_rate / raw_overwrite,
+        2,
+        "x",
+    );
+    row(
+        "ratio: commit rate / raw append sync rate (a)",
+        commit_rate / raw_append,
+        2,
+        "x",
+    );
+
+    // 7. Group commit.
+    section(&format!(
+        "7. group commit: {GROUP_THREADS} threads x {} single-key Immediate commits, one handle",
+        fmt_num(plan.group_commits_per_thread as f64, 0)
+    ));
+    {
+        let per_thread = plan.group_commits_per_thread;
+        let start = Instant::now();
+        let results: Vec<BenchResult<Vec<Duration>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..GROUP_THREADS)
+                .map(|t| {
+                    let db = &db;
+                    let budget = plan.budget;
+                    s.spawn(move || -> BenchResult<Vec<Duration>> {
+                        let mut rng = StdRng::seed_from_u64(SEED ^ (0x100 + t as u64));
+                        let (lat, _) = single_key_commits(db, &mut rng, per_thread, budget)?;
+                        Ok(lat.sorted)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("benchmark thread panicked"))
+                .collect()
+        });
+        let wall = start.elapsed();
+        let mut all = Vec::new();
+        for r in results {
+            all.extend(r?);
+        }
+        let lat = Latencies::new(all);
+        let group_rate = per_sec(lat.len(), wall);
+        row("total throughput", group_rate, 0, "commits/s");
+        row("per-commit median", micros(lat.median()), 1, "µs");
+        row("per-commit p99", micros(lat.percentile(99.0)), 1, "µs");
+        row(
+            "speed-up over one thread (section 6)",
+            group_rate / commit_rate,
+            2,
+            "x",
+        );
+        row(
+            "commits per raw in-place sync (b)",
+            group_rate / raw_overwrite,
+            2,
+            "x",
+        );
+        note("above 1 means commits share syncs");
+        capped_note(lat.len(), per_thread * GROUP_THREADS, plan.budget);
+    }
+
+    // 8. Batch writes.
+    section(&format!(
+        "8. batch writes: {} transactions of {} random inserts into the loaded database",
+        plan.batches, plan.batch_size
+    ));
+    {
+        let batches: Vec<Vec<(Key, Value)>> = (0..plan.batches)
+            .map(|_| {
+                (0..plan.batch_size)
+                    .map(|_| (random_key(&mut rng), random_value(&mut rng)))
+                    .collect()
+            })
+            .collect();
+        let (lat, wall) = timed_ops(batches.len(), plan.budget, |i| {
+            let mut w = db.begin_write()?;
+            for (k, v) in &batches[i] {
+                w.put(k, v)?;
+            }
+            w.commit()?;
+            Ok(())
+        })?;
+        row("mean", millis(lat.mean()), 3, "ms/txn");
+        row("median", millis(lat.median()), 3, "ms/txn");
+        row("p99", millis(lat.percentile(99.0)), 3, "ms/txn");
+        row(
+            "insert throughput",
+            per_sec(lat.len() * plan.batch_size, wall),
+            0,
+            "keys/s",
+        );
+        capped_note(lat.len(), batches.len(), plan.budget);
+    }
+
+    // 9. Unsynced commits.
+    section(&format!(
+        "9. {} single-key commits, Durability::None (second handle, same database)",
+        fmt_num(plan.unsynced_commits as f64, 0)
+    ));
+    {
+        let unsynced = open(&db_path, Durability::None)?;
+        let (lat, wall) =
+            single_key_commits(&unsynced, &mut rng, plan.unsynced_commits, plan.budget)?;
+        let rate = per_sec(lat.len(), wall);
+        row("throughput", rate, 0, "commits/s");
+        row("median", micros(lat.median()), 2, "µs");
+        row("p99", micros(lat.percentile(99.0)), 2, "µs");
+        row(
+            "speed-up over Immediate (section 6)",
+            rate / commit_rate,
+            1,
+            "x",
+        );
+        capped_note(lat.len(), plan.unsynced_commits, plan.budget);
+    }
+
+    drop(db);
+    println!();
+    println!("total run time: {:.1} s", run_start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Raw `fdatasync` rates of the disk holding `dir`, in operations per
+/// second: (a) appending 4 KiB to a growing file, (b) overwriting 4 KiB
+/// blocks in place in a file whose blocks were written with zeros first.
+fn raw_sync_rates(dir: &Path, plan: &Plan, rng: &mut StdRng) -> BenchResult<(f64, f64)> {
+    let mut block = vec![0u8; SYNC_BLOCK];
+    rng.fill_bytes(&mut block);
+    let ops = plan.sync_ops;
+
+    let path = dir.join("raw-append");
+    let mut f = File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    f.sync_all()?;
+    let (lat, wall) = timed_ops(ops, plan.budget, |_| {
+        f.write_all(&block)?;
+        f.sync_data()?;
+        Ok(())
+    })?;
+    let append_rate = per_sec(lat.len(), wall);
+    row(
+        "raw (a) append 4 KiB + fdatasync: median",
+        micros(lat.median()),
+        1,
+        "µs",
+    );
+    row(
+        "raw (a) append 4 KiB + fdatasync: rate",
+        append_rate,
+        0,
+        "ops/s",
+    );
+    capped_note(lat.len(), ops, plan.budget);
+    drop(f);
+    std::fs::remove_file(&path)?;
+
+    let path = dir.join("raw-overwrite");
+    let f = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let len = (ops * SYNC_BLOCK) as u64;
+    let mut pos = 0u64;
+    while pos < len {
+        let chunk = (len - pos).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..chunk], pos)?;
+        pos += chunk as u64;
+    }
+    f.sync_all()?;
+    let (lat, wall) = timed_ops(ops, plan.budget, |i| {
+        f.write_all_at(&block, (i * SYNC_BLOCK) as u64)?;
+        f.sync_data()?;
+        Ok(())
+    })?;
+    let overwrite_rate = per_sec(lat.len(), wall);
+    row(
+        "raw (b) overwrite 4 KiB in place + fdatasync: median",
+        micros(lat.median()),
+        1,
+        "µs",
+    );
+    row(
+        "raw (b) overwrite 4 KiB in place + fdatasync: rate",
+        overwrite_rate,
+        0,
+        "ops/s",
+    );
+    capped_note(lat.len(), ops, plan.budget);
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok((append_rate, overwrite_rate))
+}

@@ -87,10 +87,17 @@ impl<'a> SkipList<'a> {
 
     /// The first node at or after entry `(key, ts)`.
     pub fn seek_ge(&self, key: &[u8], ts: u64) -> Result<Option<Node<'a>>> {
-        match self.last_where(|n| cmp_entry(n, key, ts) == Ordering::Less)? {
-            Some(n) => self.next(&n),
-            None => self.first(),
+        let mut cur = match self.last_where(|n| cmp_entry(n, key, ts) == Ordering::Less)? {
+            Some(n) => self.next(&n)?,
+            None => self.first()?,
+        };
+        // The writer may have linked nodes after the predecessor since the
+        // search passed it (newer versions, invisible to readers but still
+        // ordered before the target): walk past them.
+        while let Some(n) = cur.filter(|n| cmp_entry(n, key, ts) == Ordering::Less) {
+            cur = self.next(&n)?;
         }
+        Ok(cur)
     }
 
     /// The version of `key` visible at `snapshot` (a put or a delete).

@@ -1,0 +1,147 @@
+//! The command-line grammar: subcommands, their arguments and defaults.
+//! Parsing only; what the commands do lives in `commands`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Inspect and edit ScribeDB databases. A database is a directory.
+#[derive(Debug, Parser)]
+#[command(name = "scribe", version)]
+pub struct Cli {
+    /// When put, del and load return: immediate = after the log is synced
+    /// to disk; eventual = at once, synced in the background shortly after;
+    /// none = at once, syncing left to the operating system.
+    #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Immediate)]
+    pub durability: DurabilityArg,
+
+    /// Read KEY, VALUE, --prefix, --start and --end with the escapes that
+    /// `scan --format tsv` writes: \xNN, \t, \n and \\. Without it they are
+    /// taken byte for byte.
+    #[arg(short = 'e', long, global = true)]
+    pub escaped: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set KEY to VALUE.
+    Put {
+        /// Database directory (created if missing).
+        db: PathBuf,
+        key: OsString,
+        value: OsString,
+    },
+    /// Write the value of KEY to stdout, byte for byte (exit code 1 if
+    /// there is no such key).
+    Get {
+        /// Database directory.
+        db: PathBuf,
+        key: OsString,
+    },
+    /// Remove KEY (succeeds if it does not exist).
+    Del {
+        /// Database directory.
+        db: PathBuf,
+        key: OsString,
+    },
+    /// List keys and values in key order.
+    Scan(ScanArgs),
+    /// Write every key and value as JSON lines to stdout (see `load`).
+    Dump {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Read JSON lines as written by `dump` and put every record. Existing
+    /// keys not in the input are kept.
+    Load {
+        /// Database directory (created if missing).
+        db: PathBuf,
+        /// Input file, or - for stdin.
+        input: PathBuf,
+        /// Commit every N records instead of once at the end. Without it
+        /// the load is all or nothing.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
+    },
+    /// Show counts, sizes, the latest commit and who is attached.
+    Stat {
+        /// Database directory.
+        db: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered read transactions of all processes.
+    Readers {
+        /// Database directory.
+        db: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// First free the slots of readers whose process has died.
+        #[arg(long)]
+        reclaim: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// Only keys starting with P.
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<OsString>,
+    /// Only keys at or after S.
+    #[arg(long, value_name = "S")]
+    pub start: Option<OsString>,
+    /// Only keys before E.
+    #[arg(long, value_name = "E")]
+    pub end: Option<OsString>,
+    /// Descending key order.
+    #[arg(long)]
+    pub reverse: bool,
+    /// Stop after N keys.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// tsv: key<TAB>value with \xNN, \t, \n and \\ escapes; jsonl: as `dump`.
+    #[arg(long, value_enum, default_value_t = Format::Tsv)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Tsv,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    Immediate,
+    Eventual,
+    None,
+}
+
+impl From<DurabilityArg> for scribedb::Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Immediate => scribedb::Durability::Immediate,
+            DurabilityArg::Eventual => scribedb::Durability::Eventual,
+            DurabilityArg::None => scribedb::Durability::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,117 @@
+//! Dispatch of subcommands, and what they share: opening the database the
+//! right way for reading or writing, decoding byte-string arguments, and
+//! buffered stdout.
+
+mod dump;
+mod kv;
+mod load;
+mod readers;
+mod scan;
+mod stat;
+
+use std::ffi::OsStr;
+use std::io::{self, BufWriter, StdoutLock, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use scribedb::{Database, Durability};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::escape;
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let args = ArgDecoder {
+        escaped: cli.escaped,
+    };
+    let opener = Opener {
+        durability: cli.durability.into(),
+    };
+    match cli.command {
+        Command::Put { db, key, value } => kv::put(
+            &opener.create(&db)?,
+            &args.decode("key", &key)?,
+            &args.decode("value", &value)?,
+        ),
+        Command::Get { db, key } => kv::get(&opener.existing(&db)?, &args.decode("key", &key)?),
+        Command::Del { db, key } => kv::del(&opener.existing(&db)?, &args.decode("key", &key)?),
+        Command::Scan(scan) => {
+            let bounds = scan::Bounds::new(
+                args.decode_optional("prefix", scan.prefix.as_deref())?
+                    .as_deref(),
+                args.decode_optional("start", scan.start.as_deref())?
+                    .as_deref(),
+                args.decode_optional("end", scan.end.as_deref())?.as_deref(),
+            );
+            let db = opener.existing(&scan.db)?;
+            scan::run(&db, &bounds, scan.reverse, scan.limit, scan.format)
+        }
+        Command::Dump { db } => dump::run(&opener.existing(&db)?),
+        Command::Load { db, input, batch } => load::run(&opener.create(&db)?, &input, batch),
+        Command::Stat { db, json } => stat::run(&opener.existing(&db)?, json),
+        Command::Readers { db, json, reclaim } => {
+            readers::run(&opener.existing(&db)?, json, reclaim)
+        }
+    }
+}
+
+/// Opens databases with the options of the command line.
+struct Opener {
+    durability: Durability,
+}
+
+impl Opener {
+    /// Open for writing, creating the database if missing.
+    fn create(&self, path: &Path) -> Result<Database> {
+        Ok(Database::builder().durability(self.durability).open(path)?)
+    }
+
+    /// Open a database that must already exist: reading a path with a typo,
+    /// or some other directory, must not leave a new database behind. A
+    /// database always has its write-ahead log file, `wal`.
+    fn existing(&self, path: &Path) -> Result<Database> {
+        let why = if !path.is_dir() {
+            "no such database directory"
+        } else if !path.join("wal").is_file() {
+            "not a ScribeDB database (it has no write-ahead log)"
+        } else {
+            return self.create(path);
+        };
+        Err(Error::NotADatabase {
+            path: path.to_path_buf(),
+            why,
+        })
+    }
+}
+
+/// Turns byte-string arguments (keys, values, range bounds) into bytes.
+struct ArgDecoder {
+    /// Whether arguments use the escapes of `escape`; otherwise they are
+    /// taken byte for byte.
+    escaped: bool,
+}
+
+impl ArgDecoder {
+    fn decode(&self, what: &'static str, arg: &OsStr) -> Result<Vec<u8>> {
+        let raw = arg.as_bytes();
+        if !self.escaped {
+            return Ok(raw.to_vec());
+        }
+        escape::unescape(raw).map_err(|why| Error::BadArgument { what, why })
+    }
+
+    fn decode_optional(&self, what: &'static str, arg: Option<&OsStr>) -> Result<Option<Vec<u8>>> {
+        arg.map(|arg| self.decode(what, arg)).transpose()
+    }
+}
+
+/// Buffered stdout for a command's output.
+fn stdout() -> BufWriter<StdoutLock<'static>> {
+    BufWriter::with_capacity(128 << 10, io::stdout().lock())
+}
+
+/// Flush a command's output, reporting a failure to write it.
+fn flush(mut out: impl Write) -> Result<()> {
+    out.flush().map_err(Error::Output)
+}

@@ -1,0 +1,752 @@
+//! End-to-end tests of the `scribe` binary on databases in temporary
+//! directories: exit codes, output formats, and that `dump | load` keeps
+//! arbitrary bytes intact.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A database directory that is removed at the end of the test.
+struct TestDb {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        TestDb { _dir: dir, path }
+    }
+
+    /// A second database path in the same temporary directory.
+    fn sibling(&self, name: &str) -> PathBuf {
+        self.path.with_file_name(name)
+    }
+}
+
+fn command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe"));
+    cmd.args(args);
+    cmd
+}
+
+/// Run with `stdin` as standard input and collect the output.
+fn run_with_input<I, S>(args: I, stdin: &[u8]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        // The command may stop reading early (on a bad line): ignore EPIPE.
+        let _ = pipe.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    output
+}
+
+fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_with_input(args, b"")
+}
+
+/// Run, expect success, return stdout.
+fn ok<I, S>(args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "scribe {args:?} failed with {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Arguments from raw bytes, as a shell would pass them.
+fn raw(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+fn json(bytes: Vec<u8>) -> Value {
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Every key and value, read with the library rather than the tool.
+fn contents(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = scribedb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    txn.iter()
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+/// JSONL for `records` in the dump format, built here independently.
+fn jsonl(records: &[(&str, &str)]) -> String {
+    records
+        .iter()
+        .map(|(k, v)| format!("{}\n", serde_json::json!({ "key": k, "value": v })))
+        .collect()
+}
+
+#[test]
+fn put_get_del() {
+    let db = TestDb::new();
+    let p = db.path.as_os_str();
+    ok([raw(b"put"), p, raw(b"greeting"), raw(b"hello world")]);
+    assert_eq!(ok([raw(b"get"), p, raw(b"greeting")]), b"hello world");
+
+    // Overwrite, then an empty value, which is a value and not an absence.
+    ok([raw(b"put"), p, raw(b"greeting"), raw(b"hi")]);
+    assert_eq!(ok([raw(b"get"), p, raw(b"greeting")]), b"hi");
+    ok([raw(b"put"), p, raw(b"empty"), raw(b"")]);
+    let out = run([raw(b"get"), p, raw(b"empty")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+
+    ok([raw(b"del"), p, raw(b"greeting")]);
+    let out = run([raw(b"get"), p, raw(b"greeting")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr(&out), "scribe: key not found: greeting\n");
+
+    // Deleting what is not there succeeds and changes nothing.
+    ok([raw(b"del"), p, raw(b"never-was")]);
+    assert_eq!(
+        contents(&db.path),
+        BTreeMap::from([(b"empty".to_vec(), Vec::new())])
+    );
+}
+
+#[test]
+fn raw_and_escaped_byte_arguments() {
+    let db = TestDb::new();
+    let p = db.path.as_os_str();
+    // Non-UTF-8 bytes pass through arguments untouched.
+    ok([raw(b"put"), p, raw(b"k\xff"), raw(b"v\xfe\n")]);
+    assert_eq!(ok([raw(b"get"), p, raw(b"k\xff")]), b"v\xfe\n");
+    // With --escaped, arguments can hold any byte, NUL included.
+    ok([
+        raw(b"-e"),
+        raw(b"put"),
+        p,
+        raw(b"nul\\x00"),
+        raw(b"a\\tb\\\\c\\x00"),
+    ]);
+    assert_eq!(
+        ok([raw(b"--escaped"), raw(b"get"), p, raw(b"nul\\x00")]),
+        b"a\tb\\c\0"
+    );
+
+    let out = run([raw(b"-e"), raw(b"get"), p, raw(b"bad\\q")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("scribe: bad key: unknown escape"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn errors_exit_2_and_reading_never_creates_a_database() {
+    let db = TestDb::new();
+    let missing = db.sibling("missing");
+    for cmd in ["get", "scan", "dump", "stat", "readers", "del"] {
+        let mut args = vec![OsStr::new(cmd), missing.as_os_str()];
+        if matches!(cmd, "get" | "del") {
+            args.push(OsStr::new("k"));
+        }
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&out).contains("no such database directory"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!missing.exists());
+
+    // Nor does it turn some other directory into one.
+    let other = db.sibling("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let out = run(["stat", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a ScribeDB database"),
+        "{}",
+        stderr(&out)
+    );
+    let names: Vec<_> = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "k", "v"]);
+    // An empty key is refused by the database, with its reason.
+    let out = run(["put", p, "", "v"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("scribe: key of 0 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    // Usage errors are exit 2 as well.
+    for args in [
+        vec!["scan", p, "--limit", "many"],
+        vec!["scan", p, "--format", "xml"],
+        vec!["load", p, "-", "--batch", "0"],
+        vec!["frobnicate", p],
+    ] {
+        assert_eq!(run(&args).status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// A database of six fruit, loaded through stdin.
+fn fruit_db() -> TestDb {
+    let db = TestDb::new();
+    let input = jsonl(&[
+        ("apple", "red"),
+        ("apricot", "orange"),
+        ("banana", "yellow"),
+        ("blueberry", "blue"),
+        ("cherry", "dark red"),
+        ("date", "brown"),
+    ]);
+    let out = run_with_input(["load", db.path.to_str().unwrap(), "-"], input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    db
+}
+
+fn scan(db: &TestDb, extra: &[&str]) -> String {
+    let mut args = vec!["scan", db.path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    text(ok(args))
+}
+
+#[test]
+fn scan_ranges_and_directions() {
+    let db = fruit_db();
+    assert_eq!(
+        scan(&db, &[]),
+        "apple\tred\napricot\torange\nbanana\tyellow\nblueberry\tblue\ncherry\tdark red\ndate\tbrown\n"
+    );
+    assert_eq!(
+        scan(&db, &["--prefix", "ap"]),
+        "apple\tred\napricot\torange\n"
+    );
+    assert_eq!(
+        scan(&db, &["--prefix", "ap", "--reverse"]),
+        "apricot\torange\napple\tred\n"
+    );
+    // Start is inclusive, end exclusive.
+    assert_eq!(
+        scan(&db, &["--start", "banana", "--end", "cherry"]),
+        "banana\tyellow\nblueberry\tblue\n"
+    );
+    assert_eq!(
+        scan(&db, &["--start", "c"]),
+        "cherry\tdark red\ndate\tbrown\n"
+    );
+    assert_eq!(scan(&db, &["--end", "apricot"]), "apple\tred\n");
+    assert_eq!(
+        scan(&db, &["--reverse", "--limit", "2"]),
+        "date\tbrown\ncherry\tdark red\n"
+    );
+    assert_eq!(
+        scan(&db, &["--limit", "1", "--start", "b"]),
+        "banana\tyellow\n"
+    );
+    assert_eq!(
+        scan(
+            &db,
+            &["--start", "b", "--end", "d", "--reverse", "--limit", "2"]
+        ),
+        "cherry\tdark red\nblueberry\tblue\n"
+    );
+    // Prefix and bounds intersect; crossed bounds are simply empty.
+    assert_eq!(
+        scan(&db, &["--prefix", "b", "--start", "bl"]),
+        "blueberry\tblue\n"
+    );
+    assert_eq!(
+        scan(&db, &["--prefix", "b", "--end", "c"]),
+        "banana\tyellow\nblueberry\tblue\n"
+    );
+    assert_eq!(scan(&db, &["--start", "d", "--end", "b"]), "");
+    assert_eq!(scan(&db, &["--prefix", "zz"]), "");
+    assert_eq!(scan(&db, &["--limit", "0"]), "");
+
+    assert_eq!(
+        scan(&db, &["--prefix", "b", "--format", "jsonl"]),
+        jsonl(&[("banana", "yellow"), ("blueberry", "blue")])
+    );
+    assert_eq!(
+        scan(&db, &["--format", "jsonl", "--reverse", "--limit", "1"]),
+        jsonl(&[("date", "brown")])
+    );
+}
+
+#[test]
+fn scan_tsv_escapes_and_jsonl_base64() {
+    let db = TestDb::new();
+    let p = db.path.as_os_str();
+    ok([raw(b"put"), p, raw(b"tab\there"), raw(b"line1\nline2\\end")]);
+    ok([raw(b"put"), p, raw(b"ctl\x01\x7f"), raw(b"\xff\xfe")]);
+    ok([raw(b"put"), p, raw("caf\u{e9}".as_bytes()), raw(b"")]);
+    let tsv = text(ok([raw(b"scan"), p]));
+    assert_eq!(
+        tsv,
+        "caf\\xc3\\xa9\t\nctl\\x01\\x7f\t\\xff\\xfe\ntab\\there\tline1\\nline2\\\\end\n"
+    );
+    let lines: Vec<Value> = text(ok([raw(b"scan"), p, raw(b"--format"), raw(b"jsonl")]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"key": "café", "value": ""}),
+            serde_json::json!({"key": "ctl\u{1}\u{7f}", "value_b64": "//4="}),
+            serde_json::json!({"key": "tab\there", "value": "line1\nline2\\end"}),
+        ]
+    );
+    // What tsv prints, --escaped reads back.
+    let key = tsv.lines().nth(1).unwrap().split('\t').next().unwrap();
+    assert_eq!(
+        ok([raw(b"-e"), raw(b"get"), p, raw(key.as_bytes())]),
+        b"\xff\xfe"
+    );
+}
+
+/// Keys and values that JSON, lines and UTF-8 all find awkward.
+fn awkward_records() -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut records = BTreeMap::new();
+    let mut add = |k: &[u8], v: &[u8]| {
+        records.insert(k.to_vec(), v.to_vec());
+    };
+    add(b"plain", b"value");
+    add(b"empty value", b"");
+    add(b"\0", b"nul key");
+    add(b"nul\0inside", b"\0\0\0");
+    add(b"line\nbreak", b"value\nwith\r\nbreaks\n");
+    add(
+        b"\xff\xfe invalid utf-8",
+        b"\x80 continuation without a start",
+    );
+    add(b"truncated \xe2\x82", b"\xc3");
+    add("unicode \u{1F511}".as_bytes(), "κλειδί".as_bytes());
+    add(b"quote\" and \\backslash", b"{\"not\": \"json\"}");
+    add(b"\xff", b"");
+    add(b"\xff\xff\xff", b"all ones");
+    add(b"controls \x01\x1b[31m", b"\x7f\x1f");
+    add(
+        b"big",
+        &(0..=255u8).cycle().take(300_000).collect::<Vec<u8>>(),
+    );
+    for i in 0..200u32 {
+        add(format!("bulk/{i:05}").as_bytes(), &i.to_be_bytes());
+    }
+    records
+}
+
+#[test]
+fn dump_load_round_trips_arbitrary_bytes() {
+    let db = TestDb::new();
+    let records = awkward_records();
+    {
+        // Write the source database with the library, not with the tool.
+        let lib = scribedb::Database::open(&db.path).unwrap();
+        let mut txn = lib.begin_write().unwrap();
+        for (k, v) in &records {
+            txn.put(k, v).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let dump = ok(["dump", db.path.to_str().unwrap()]);
+    assert_eq!(dump.iter().filter(|&&b| b == b'\n').count(), records.len());
+    assert!(std::str::from_utf8(&dump).is_ok(), "a dump is UTF-8 text");
+
+    // Into a new database from stdin, in one transaction.
+    let copy = db.sibling("copy");
+    let out = run_with_input(["load", copy.to_str().unwrap(), "-"], &dump);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("loaded {} records in 1 transaction(s)\n", records.len())
+    );
+    assert_eq!(contents(&copy), records);
+    assert_eq!(ok(["dump", copy.to_str().unwrap()]), dump);
+
+    // Into another from a file, in batches.
+    let file = db.sibling("dump.jsonl");
+    std::fs::write(&file, &dump).unwrap();
+    let batched = db.sibling("batched");
+    let out = run([
+        "load",
+        batched.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--batch",
+        "50",
+        "--durability",
+        "none",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let transactions = records.len().div_ceil(50);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "loaded {} records in {transactions} transaction(s)\n",
+            records.len()
+        )
+    );
+    assert_eq!(ok(["dump", batched.to_str().unwrap()]), dump);
+
+    // The tool's view agrees with the library's for a binary value.
+    assert_eq!(
+        ok([
+            raw(b"get"),
+            copy.as_os_str(),
+            raw(b"\xff\xfe invalid utf-8")
+        ]),
+        b"\x80 continuation without a start"
+    );
+}
+
+#[test]
+fn load_merges_and_accepts_either_spelling() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "kept", "old"]);
+    ok(["put", p, "replaced", "old"]);
+    let input = concat!(
+        "{\"key\":\"replaced\",\"value\":\"new\"}\n",
+        "\n",
+        "   \n",
+        "{\"value_b64\":\"AAE=\",\"key_b64\":\"dGV4dA==\"}\r\n",
+        "{\"key\":\"dup\",\"value\":\"first\"}\n",
+        "{\"key\":\"dup\",\"value\":\"second\"}", // no final newline
+    );
+    let out = run_with_input(["load", p, "-"], input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected: BTreeMap<Vec<u8>, Vec<u8>> = [
+        (&b"dup"[..], &b"second"[..]),
+        (b"kept", b"old"),
+        (b"replaced", b"new"),
+        (b"text", b"\x00\x01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+    .collect();
+    assert_eq!(contents(&db.path), expected);
+}
+
+#[test]
+fn load_reports_the_bad_line_and_loads_nothing() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "before", "1"]);
+    let good = jsonl(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    let cases = [
+        ("{\"key\":\"x\",\"value\":", "line 4: bad record"),
+        (
+            "{\"key\":\"x\"}",
+            "line 4: record has neither \"value\" nor \"value_b64\"",
+        ),
+        (
+            "{\"key\":\"x\",\"value\":\"1\",\"colour\":1}",
+            "line 4: bad record",
+        ),
+        (
+            "{\"key_b64\":\"***\",\"value\":\"1\"}",
+            "line 4: \"key_b64\" is not valid base64",
+        ),
+        ("{\"key\":\"\",\"value\":\"1\"}", "line 4: key of 0 bytes"),
+        ("\u{1}", "line 4: bad record"),
+    ];
+    for (bad, expected) in cases {
+        let input = format!("{good}{bad}\n{good}");
+        let out = run_with_input(["load", p, "-"], input.as_bytes());
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("scribe: {expected}")),
+            "{bad}: {err}"
+        );
+        assert!(err.trim_end().ends_with("nothing was loaded"), "{err}");
+    }
+    // Invalid UTF-8 in the stream is an error too, not a panic.
+    let mut input = good.clone().into_bytes();
+    input.extend_from_slice(b"{\"key\":\"\xff\",\"value\":\"\"}\n");
+    let out = run_with_input(["load", p, "-"], &input);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("scribe: line 4: bad record"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        contents(&db.path),
+        BTreeMap::from([(b"before".to_vec(), b"1".to_vec())])
+    );
+
+    // In batches, the batches before the bad line stay committed.
+    let input = format!("{good}oops\n");
+    let out = run_with_input(["load", p, "-", "--batch", "2"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "scribe: line 4: bad record at column 1: expected value; \
+         the 2 records before it were already committed\n"
+    );
+    assert_eq!(contents(&db.path).len(), 3);
+
+    let out = run(["load", p, db.sibling("no-such-file").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no-such-file: No such file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn stat_json_counts_keys() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "a", "12345"]);
+    ok(["put", p, "b", ""]);
+    ok(["put", p, "c", "x"]);
+    ok(["del", p, "c"]);
+    let before = scribedb::timestamp::now_millis();
+    let stat = json(ok(["stat", p, "--json"]));
+    assert_eq!(stat["keys"], 2);
+    assert_eq!(stat["versions"], 4, "three puts and a delete");
+    assert_eq!(stat["data_bytes"], 1 + 5 + 1);
+    assert_eq!(stat["readers"], 0);
+    assert_eq!(stat["processes"], 1);
+    assert_eq!(stat["writer"], Value::Null);
+    assert!(stat["arenas"].as_u64().unwrap() >= 1);
+    assert!(stat["wal_bytes"].as_u64().unwrap() > 0);
+    assert!(stat["wal_file_bytes"].as_u64().unwrap() >= stat["wal_bytes"].as_u64().unwrap());
+    let committed = stat["committed_ts"].as_u64().unwrap();
+    assert_eq!(stat["oldest_snapshot"].as_u64(), Some(committed));
+    // The commit happened within the last minute, and its date says so.
+    let committed_ms = scribedb::timestamp::millis(committed);
+    assert!(committed_ms <= before && before - committed_ms < 60_000);
+    let at = stat["committed_at"].as_str().unwrap();
+    assert_eq!(at.len(), "2024-01-01T00:00:00.000Z".len(), "{at}");
+    assert!(at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+    assert_eq!(&at[20..23], format!("{:03}", committed_ms % 1000), "{at}");
+
+    let table = text(ok(["stat", p]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().eq(["keys", "2"])),
+        "{table}"
+    );
+    assert!(table.contains(at), "{table}");
+}
+
+#[test]
+fn stat_of_an_empty_database_and_its_writer() {
+    let db = TestDb::new();
+    let lib = scribedb::Database::open(&db.path).unwrap();
+    let stat = json(ok(["stat", db.path.to_str().unwrap(), "--json"]));
+    assert_eq!(stat["keys"], 0);
+    assert_eq!(stat["committed_ts"], 0);
+    assert_eq!(stat["committed_at"], Value::Null);
+    assert_eq!(stat["processes"], 2, "this test's handle and the command's");
+
+    // While this process holds the writer role, stat names it.
+    let txn = lib.begin_write().unwrap();
+    let stat = json(ok(["stat", db.path.to_str().unwrap(), "--json"]));
+    assert_eq!(stat["writer"]["pid"], std::process::id(), "{stat}");
+    let since = stat["writer"]["since_ms"].as_u64().unwrap();
+    assert!(scribedb::timestamp::now_millis() - since < 60_000);
+    txn.abort();
+    let stat = json(ok(["stat", db.path.to_str().unwrap(), "--json"]));
+    assert_eq!(stat["writer"], Value::Null);
+}
+
+/// The readers listed by `scribe readers --json`.
+fn readers(path: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["readers", path.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    json(ok(args))
+}
+
+#[test]
+fn readers_lists_a_live_reader_of_another_process() {
+    let db = TestDb::new();
+    ok(["put", db.path.to_str().unwrap(), "k", "v"]);
+    assert_eq!(readers(&db.path, &[]), serde_json::json!({"readers": []}));
+
+    let lib = scribedb::Database::open(&db.path).unwrap();
+    let txn = lib.begin_read().unwrap();
+    let listed = readers(&db.path, &[]);
+    let list = listed["readers"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{listed}");
+    let reader = &list[0];
+    assert_eq!(reader["pid"], std::process::id());
+    assert_eq!(reader["snapshot"], txn.snapshot_ts());
+    assert_eq!(reader["live"], true);
+    assert!(reader["slot"].is_u64() && reader["age_ms"].is_u64() && reader["lag_ms"].is_u64());
+
+    // A live reader is never reclaimed.
+    let listed = readers(&db.path, &["--reclaim"]);
+    assert_eq!(listed["reclaimed"], 0);
+    assert_eq!(listed["readers"].as_array().unwrap().len(), 1);
+    let table = text(ok(["readers", db.path.to_str().unwrap()]));
+    assert!(
+        table.contains(&std::process::id().to_string()) && table.contains("live"),
+        "{table}"
+    );
+
+    drop(txn);
+    assert_eq!(readers(&db.path, &[])["readers"], serde_json::json!([]));
+}
+
+#[test]
+fn readers_reclaims_the_slot_of_a_killed_process() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    // Enough data that a dump blocks on a full pipe that nobody reads.
+    let input: String = (0..4000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"key": format!("k{i:05}"), "value": "v".repeat(256)})
+            )
+        })
+        .collect();
+    let out = run_with_input(["load", p, "-", "--durability", "none"], input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Stay attached, so that the reader table outlives the killed process.
+    let _attached = scribedb::Database::open(&db.path).unwrap();
+    let mut dump = command(["dump", p])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = dump.id();
+    let find = |listed: &Value| {
+        listed["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"] == pid)
+            .cloned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(reader) = find(&readers(&db.path, &[])) {
+            assert_eq!(reader["live"], true);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dump never registered a reader"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    dump.kill().unwrap();
+    dump.wait().unwrap();
+
+    let reader = find(&readers(&db.path, &[])).expect("a dead reader stays listed");
+    assert_eq!(reader["live"], false);
+    let table = text(ok(["readers", p]));
+    assert!(table.contains("dead"), "{table}");
+
+    let listed = readers(&db.path, &["--reclaim"]);
+    assert_eq!(listed["reclaimed"], 1, "{listed}");
+    assert_eq!(find(&listed), None);
+    assert_eq!(
+        text(ok(["readers", p, "--reclaim"])),
+        "reclaimed 0 dead reader slot(s)\nno readers\n"
+    );
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    let input: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"key": format!("k{i:06}"), "value": "some value"})
+            )
+        })
+        .collect();
+    let out = run_with_input(
+        ["load", p, "-", "--durability", "eventual"],
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for cmd in ["dump", "scan"] {
+        let mut child = command([cmd, p])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        drop(child.stdout.take()); // like `| head -c 16`
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out), "", "{cmd}");
+    }
+}
