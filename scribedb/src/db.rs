@@ -593,8 +593,10 @@ impl Inner {
                 }
                 added += 1;
             }
-            // Versions the dead writer had inserted were never counted.
-            hdr(OFF_VERSION_COUNT).fetch_add(added, Ordering::AcqRel);
+            // Every version of the commit is in the list now; count from
+            // the base recorded when it began.
+            let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
+            hdr(OFF_VERSION_COUNT).store(base + added, Ordering::Release);
             hdr(OFF_WRITTEN_TS).fetch_max(ts, Ordering::AcqRel);
             self.wal.sync_and_publish(&self.coord)?;
         } else {
@@ -650,6 +652,8 @@ impl Inner {
 
         let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
         hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
+        let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
+        hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
         let end = match self.wal.append(start, &record) {
             Ok(end) => end,
@@ -675,7 +679,8 @@ impl Inner {
                 return Err(e);
             }
         }
-        hdr(OFF_VERSION_COUNT).fetch_add(count, Ordering::AcqRel);
+        let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
+        hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);
         hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
         Ok((ts, end))

@@ -59,8 +59,10 @@ pub const OFF_GC_HORIZON: usize = OFF_WRITER_SINCE + F;
 pub const OFF_VERSION_COUNT: usize = OFF_GC_HORIZON + F;
 /// Generation of the manifest of sorted segments (reserved: 0).
 pub const OFF_MANIFEST_GENERATION: usize = OFF_VERSION_COUNT + F;
+/// `version_count` before the commit in progress inserted anything.
+pub const OFF_COMMIT_VERSION_BASE: usize = OFF_MANIFEST_GENERATION + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_MANIFEST_GENERATION + F;
+pub const HEADER_USED: usize = OFF_COMMIT_VERSION_BASE + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;

@@ -331,13 +331,25 @@ fn read_u64_at(file: &File, offset: usize) -> Result<u64> {
     Ok(u64::from_le_bytes(buf))
 }
 
-/// Refuse to initialise over a file that is not a half-created coordination file.
+/// Refuse to initialise over a file that is not a half-created coordination
+/// file: a foreign one, or ours cut short.
 fn check_foreign(file: &File, path: &Path, len: u64) -> Result<()> {
     if len < 8 {
         return Ok(());
     }
     let magic = read_u64_at(file, OFF_MAGIC)?.to_le_bytes();
-    if magic == [0; 8] || magic == MAGIC {
+    if magic == MAGIC && len < HEADER_SIZE as u64 {
+        // Creation sizes the file before writing the magic, so a short file
+        // that carries it was cut short after the fact.
+        Err(Error::corrupted(
+            path,
+            len,
+            format!(
+                "coordination file truncated to {len} bytes; it holds no data of its own, \
+                 so removing it rebuilds it from the log"
+            ),
+        ))
+    } else if magic == [0; 8] || magic == MAGIC {
         Ok(())
     } else {
         Err(Error::BadMagic {

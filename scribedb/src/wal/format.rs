@@ -34,6 +34,8 @@ pub const FILE_HEADER: usize = 64;
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");
 pub const KIND_COMMIT: u32 = 1;
 pub const RECORD_HEADER: usize = 40;
+/// Largest payload a header may claim; anything above is not a record.
+pub const MAX_PAYLOAD: u64 = 1 << 48;
 const R_MAGIC: usize = 0;
 const R_KIND: usize = R_MAGIC + 4;
 const R_PAYLOAD_LEN: usize = R_KIND + 4;
@@ -56,7 +58,8 @@ pub struct RecordHeader {
 }
 
 impl RecordHeader {
-    /// Bytes the whole record occupies in the log.
+    /// Bytes the whole record occupies in the log (cannot overflow: the
+    /// payload length is bounded by `MAX_PAYLOAD` when parsed).
     pub fn total_len(&self) -> u64 {
         RECORD_HEADER as u64 + ((self.payload_len + 7) & !7)
     }
@@ -77,6 +80,7 @@ pub fn parse_header(bytes: &[u8]) -> Option<RecordHeader> {
         || u32_at(bytes, R_MAGIC) != RECORD_MAGIC
         || u32_at(bytes, R_KIND) != KIND_COMMIT
         || crc32c::crc32c(&bytes[..R_HEADER_CRC]) != u32_at(bytes, R_HEADER_CRC)
+        || u64_at(bytes, R_PAYLOAD_LEN) > MAX_PAYLOAD
     {
         return None;
     }

@@ -302,16 +302,27 @@ impl Wal {
         // Look past the end for records that prove the log went on.
         let mut vouching = 0u64;
         let mut leftover_end = pos;
-        let mut probe = pos + 8;
+        // A torn record whose header survived is skipped whole, and so is
+        // every intact header found, so bytes inside a payload (a value may
+        // well contain a log record) are never taken for a record.
+        let mut probe = match parse_header(&bytes[pos as usize..]) {
+            Some(h) if damage.is_some() => pos + h.total_len().max(8),
+            _ => pos + 8,
+        };
         while probe + RECORD_HEADER as u64 <= len {
             let rest = &bytes[probe as usize..];
-            if let Some(h) = parse_header(rest) {
-                if h.synced_mark > pos && h.total_len() <= rest.len() as u64 {
-                    vouching += 1;
+            match parse_header(rest) {
+                Some(h) if h.total_len() <= rest.len() as u64 => {
+                    vouching += (h.synced_mark > pos) as u64;
+                    leftover_end = leftover_end.max(probe + h.total_len());
+                    probe += h.total_len();
                 }
-                leftover_end = leftover_end.max((probe + h.total_len()).min(len));
+                Some(h) => {
+                    leftover_end = leftover_end.max(len.min(probe + h.total_len()));
+                    probe += 8;
+                }
+                None => probe += 8,
             }
-            probe += 8;
         }
         let last_nonzero = bytes[pos as usize..]
             .iter()

@@ -1,0 +1,211 @@
+//! Helpers shared by the integration tests: simulated reboots, copies of a
+//! database directory, and a reader for the write-ahead log's record chain.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use scribedb::{Database, ReadTxn};
+
+/// Size of the log file header.
+pub const WAL_HEADER: usize = 64;
+/// Size of a record header.
+pub const RECORD_HEADER: usize = 40;
+/// Record magic, `"SCWL"` as a little-endian u32.
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");
+/// Record kind of a commit.
+pub const KIND_COMMIT: u32 = 1;
+
+/// Forget everything a reboot would: the coordination file and the mapped
+/// version store. The next open has to rebuild from the write-ahead log.
+pub fn simulate_reboot(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("listing the database directory") {
+        let entry = entry.expect("reading a directory entry");
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "coord" || (name.starts_with("mem-") && name.ends_with(".arena")) {
+            std::fs::remove_file(entry.path()).expect("removing a file");
+        }
+    }
+}
+
+/// Copy `src` to `dst` byte for byte, leaving runs of zeros as holes (the
+/// log and the arenas are mostly zeros). With `len`, the copy is cut or
+/// extended with zeros to that length instead.
+pub fn sparse_copy(src: &Path, dst: &Path, len: Option<u64>) {
+    const BLOCK: usize = 1 << 16;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut input = File::open(src).expect("opening the copy source");
+    let src_len = input.metadata().expect("stat").len();
+    let want = len.unwrap_or(src_len);
+    let out = File::create(dst).expect("creating the copy");
+    let mut buf = vec![0u8; BLOCK];
+    let mut pos = 0u64;
+    while pos < want.min(src_len) {
+        let n = (want.min(src_len) - pos).min(BLOCK as u64) as usize;
+        input
+            .read_exact(&mut buf[..n])
+            .expect("reading the copy source");
+        if buf[..n] != ZEROS[..n] {
+            out.write_all_at(&buf[..n], pos).expect("writing the copy");
+        }
+        pos += n as u64;
+    }
+    out.set_len(want).expect("sizing the copy");
+    out.sync_all().expect("syncing the copy");
+}
+
+/// Copy only the write-ahead log of `src` into a new directory `dst`: what
+/// is left of a database after a reboot wiped its shared memory.
+pub fn copy_wal(src: &Path, dst: &Path, len: Option<u64>) {
+    std::fs::create_dir_all(dst).expect("creating the copy directory");
+    sparse_copy(&src.join("wal"), &dst.join("wal"), len);
+}
+
+/// Grow the (still empty) log of a database to `len` bytes of zeros, as its
+/// preallocation would, so that later scans of it stay short.
+pub fn presize_wal(dir: &Path, len: u64) {
+    let f = File::options()
+        .write(true)
+        .open(dir.join("wal"))
+        .expect("opening the log");
+    assert!(f.metadata().unwrap().len() <= len);
+    f.set_len(len).expect("sizing the log");
+}
+
+/// One record of the log, as found on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Offset of the record in the file.
+    pub offset: u64,
+    /// Bytes it occupies, padding included.
+    pub len: u64,
+    pub payload_len: u64,
+    pub ts: u64,
+    pub synced_mark: u64,
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// Parse the record header at the start of `b` if it is a valid one.
+pub fn parse_record_header(b: &[u8]) -> Option<(u64, u64, u64)> {
+    if b.len() < RECORD_HEADER
+        || u32_at(b, 0) != RECORD_MAGIC
+        || u32_at(b, 4) != KIND_COMMIT
+        || crc32c::crc32c(&b[..32]) != u32_at(b, 32)
+    {
+        return None;
+    }
+    Some((u64_at(b, 8), u64_at(b, 16), u64_at(b, 24)))
+}
+
+/// The chain of valid records from the start of the log.
+pub fn wal_records(wal: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut pos = WAL_HEADER;
+    while let Some((payload_len, ts, synced_mark)) = parse_record_header(&wal[pos..]) {
+        let len = RECORD_HEADER as u64 + payload_len.div_ceil(8) * 8;
+        let end = pos + RECORD_HEADER + payload_len as usize;
+        assert!(end <= wal.len(), "record at {pos} runs past the file");
+        assert_eq!(
+            crc32c::crc32c(&wal[pos + RECORD_HEADER..end]),
+            u32_at(wal, pos + 36),
+            "payload checksum of the record at {pos}"
+        );
+        out.push(Record {
+            offset: pos as u64,
+            len,
+            payload_len,
+            ts,
+            synced_mark,
+        });
+        pos += len as usize;
+    }
+    out
+}
+
+/// The records of the log file of database directory `dir`.
+pub fn read_wal_records(dir: &Path) -> Vec<Record> {
+    wal_records(&std::fs::read(dir.join("wal")).expect("reading the log"))
+}
+
+/// Build a commit record exactly as the format describes (for tests that
+/// plant records by hand).
+pub fn build_record(ts: u64, synced_mark: u64, writes: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {
+    let mut payload = (writes.len() as u64).to_le_bytes().to_vec();
+    for (k, v) in writes {
+        match v {
+            Some(v) => {
+                payload.push(1);
+                payload.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                payload.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                payload.extend_from_slice(k);
+                payload.extend_from_slice(v);
+            }
+            None => {
+                payload.push(2);
+                payload.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                payload.extend_from_slice(k);
+            }
+        }
+    }
+    let mut rec = Vec::with_capacity(RECORD_HEADER + payload.len() + 8);
+    rec.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+    rec.extend_from_slice(&KIND_COMMIT.to_le_bytes());
+    rec.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    rec.extend_from_slice(&ts.to_le_bytes());
+    rec.extend_from_slice(&synced_mark.to_le_bytes());
+    let header_crc = crc32c::crc32c(&rec);
+    rec.extend_from_slice(&header_crc.to_le_bytes());
+    rec.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    rec.extend_from_slice(&payload);
+    rec.resize(rec.len().div_ceil(8) * 8, 0);
+    rec
+}
+
+/// Every key and value visible to `txn`.
+pub fn contents(txn: &ReadTxn) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    txn.iter()
+        .map(|kv| {
+            let (k, v) = kv.expect("iterating");
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+/// Every key and value visible to a new read transaction on `db`.
+pub fn db_contents(db: &Database) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    contents(&db.begin_read().expect("begin_read"))
+}
+
+/// Read the whole file.
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Write `bytes` at `offset` of the file, in place.
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    f.write_all_at(bytes, offset).expect("patching");
+    f.sync_all().expect("syncing");
+}
+
+/// Flush stdout after printing a line (used by child processes).
+pub fn say(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
