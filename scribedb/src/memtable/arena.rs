@@ -48,14 +48,25 @@ const N_HEIGHT: usize = N_KEY_LEN + 4; // u8
 const N_KIND: usize = N_HEIGHT + 1; // u8
 const N_TS: usize = 8; // u64
 const N_VALUE_LEN: usize = N_TS + 8; // u64
-const N_TOWER: usize = N_VALUE_LEN + 8; // u64 × height
-pub const MAX_HEIGHT: usize = 16;
+const N_TOWER: usize = N_VALUE_LEN + 8; // TOWER_ENTRY × height
+/// A tower entry: successor pointer, then the successor's key prefix.
+const TOWER_ENTRY: usize = 16;
+pub const MAX_HEIGHT: usize = 24;
 
 /// What a version says about its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Put = 1,
     Delete = 2,
+}
+
+/// The first 8 bytes of `key` as a big-endian integer, zero-padded: if
+/// `key_prefix(a) > key_prefix(b)` then `a > b`.
+pub fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
 }
 
 pub const fn make_ptr(index: usize, offset: usize) -> u64 {
@@ -71,7 +82,7 @@ fn split_ptr(ptr: u64) -> (usize, usize) {
 
 /// Bytes a node with this shape occupies, 8-byte aligned.
 pub fn node_size(height: usize, key_len: usize, value_len: usize) -> usize {
-    (N_TOWER + 8 * height + key_len + value_len + 7) & !7
+    (N_TOWER + TOWER_ENTRY * height + key_len + value_len + 7) & !7
 }
 
 pub fn arena_file(dir: &Path, generation: u64, index: usize) -> PathBuf {
@@ -199,26 +210,36 @@ pub struct Node<'a> {
 
 impl<'a> Node<'a> {
     fn tower_offset(&self, level: usize) -> usize {
-        self.offset + N_TOWER + 8 * level
+        self.offset + N_TOWER + TOWER_ENTRY * level
     }
 
     /// The successor at `level` (0 if none or above this node's height).
     pub fn next(&self, level: usize) -> u64 {
-        if level >= self.height {
-            return 0;
-        }
-        self.arena
-            .atomic(self.tower_offset(level))
-            .load(Ordering::Acquire)
+        self.next_with_prefix(level).0
     }
 
-    /// Link `ptr` as successor at `level`. Release: a reader that loads the
-    /// pointer sees the whole node behind it.
-    pub fn set_next(&self, level: usize, ptr: u64) {
+    /// The successor at `level` and a lower bound of its key prefix (see
+    /// [`key_prefix`]): the prefix is loaded after the pointer, and a
+    /// concurrent link only ever lowers it, so it never exceeds the prefix
+    /// of the node the returned pointer names.
+    pub fn next_with_prefix(&self, level: usize) -> (u64, u64) {
+        if level >= self.height {
+            return (0, 0);
+        }
+        let at = self.tower_offset(level);
+        let ptr = self.arena.atomic(at).load(Ordering::Acquire);
+        let prefix = self.arena.atomic(at + 8).load(Ordering::Relaxed);
+        (ptr, prefix)
+    }
+
+    /// Link `ptr`, whose key prefix is `prefix`, as successor at `level`.
+    /// The prefix is stored first; the pointer with release ordering, so a
+    /// reader that loads the pointer sees the whole node and the prefix.
+    pub fn set_next(&self, level: usize, ptr: u64, prefix: u64) {
         assert!(level < self.height);
-        self.arena
-            .atomic(self.tower_offset(level))
-            .store(ptr, Ordering::Release);
+        let at = self.tower_offset(level);
+        self.arena.atomic(at + 8).store(prefix, Ordering::Relaxed);
+        self.arena.atomic(at).store(ptr, Ordering::Release);
     }
 
     pub fn key(&self) -> &'a [u8] {
@@ -318,7 +339,7 @@ impl Arenas {
         }
         let end = (value_len as usize)
             .checked_add(key_len)
-            .and_then(|n| n.checked_add(offset + N_TOWER + 8 * height))
+            .and_then(|n| n.checked_add(offset + N_TOWER + TOWER_ENTRY * height))
             .filter(|&end| end <= arena.len() && value_len <= usize::MAX as u64);
         if end.is_none() {
             return Err(bad("extends past the end of its arena"));
@@ -364,9 +385,10 @@ impl Arenas {
         head[N_TS..N_TS + 8].copy_from_slice(&ts.to_le_bytes());
         head[N_VALUE_LEN..N_VALUE_LEN + 8].copy_from_slice(&(value.len() as u64).to_le_bytes());
         arena.put_bytes(offset, &head);
-        arena.put_bytes(offset + N_TOWER, &[0u8; 8 * MAX_HEIGHT][..8 * height]);
-        arena.put_bytes(offset + N_TOWER + 8 * height, key);
-        arena.put_bytes(offset + N_TOWER + 8 * height + key.len(), value);
+        let tower = TOWER_ENTRY * height;
+        arena.put_bytes(offset + N_TOWER, &[0u8; TOWER_ENTRY * MAX_HEIGHT][..tower]);
+        arena.put_bytes(offset + N_TOWER + tower, key);
+        arena.put_bytes(offset + N_TOWER + tower + key.len(), value);
         arena
             .atomic(H_USED)
             .store((offset + size) as u64, Ordering::Release);

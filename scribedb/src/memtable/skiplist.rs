@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
 
-use super::arena::{make_ptr, Arenas, Kind, Node, ARENA_HEADER, MAX_HEIGHT};
+use super::arena::{key_prefix, make_ptr, Arenas, Kind, Node, ARENA_HEADER, MAX_HEIGHT};
 use crate::error::Result;
 
 /// The head node: first node of arena 0, full height, empty key.
@@ -65,17 +65,29 @@ impl<'a> SkipList<'a> {
 
     /// The last node for which `before(node)` holds, where `before` is
     /// monotone (true for a prefix of the list). `None` if only the head.
-    fn last_where(&self, before: impl Fn(&Node<'a>) -> bool) -> Result<Option<Node<'a>>> {
+    ///
+    /// `limit`: a node whose key prefix is above it cannot satisfy `before`.
+    /// The prefix of the successor is stored beside the pointer to it, so
+    /// most nodes that end a level are rejected without being touched: a
+    /// search costs about one cache miss per level instead of two.
+    fn last_where(
+        &self,
+        limit: Option<u64>,
+        before: impl Fn(&Node<'a>) -> bool,
+    ) -> Result<Option<Node<'a>>> {
         let mut x = self.node(HEAD)?;
         let mut is_head = true;
+        // The node that ended the level above; it often ends this one too.
+        let mut rejected = 0;
         for level in (0..MAX_HEIGHT).rev() {
             loop {
-                let next = x.next(level);
-                if next == 0 {
+                let (next, prefix) = x.next_with_prefix(level);
+                if next == 0 || next == rejected || limit.is_some_and(|l| prefix > l) {
                     break;
                 }
                 let n = self.node(next)?;
                 if !before(&n) {
+                    rejected = next;
                     break;
                 }
                 x = n;
@@ -87,7 +99,8 @@ impl<'a> SkipList<'a> {
 
     /// The first node at or after entry `(key, ts)`.
     pub fn seek_ge(&self, key: &[u8], ts: u64) -> Result<Option<Node<'a>>> {
-        let mut cur = match self.last_where(|n| cmp_entry(n, key, ts) == Ordering::Less)? {
+        let limit = Some(key_prefix(key));
+        let mut cur = match self.last_where(limit, |n| cmp_entry(n, key, ts) == Ordering::Less)? {
             Some(n) => self.next(&n)?,
             None => self.first()?,
         };
@@ -114,7 +127,7 @@ impl<'a> SkipList<'a> {
 
     /// The last node whose key is `< key` (or `<= key` when `inclusive`).
     pub fn last_below(&self, key: &[u8], inclusive: bool) -> Result<Option<Node<'a>>> {
-        self.last_where(|n| match n.key().cmp(key) {
+        self.last_where(Some(key_prefix(key)), |n| match n.key().cmp(key) {
             Ordering::Less => true,
             Ordering::Equal => inclusive,
             Ordering::Greater => false,
@@ -123,7 +136,7 @@ impl<'a> SkipList<'a> {
 
     /// The last node of the list.
     pub fn last(&self) -> Result<Option<Node<'a>>> {
-        self.last_where(|_| true)
+        self.last_where(None, |_| true)
     }
 }
 
@@ -155,12 +168,13 @@ impl<'a> Inserter<'a> {
     }
 
     fn random_height(&mut self) -> usize {
-        // xorshift64; each level with probability 1/4.
+        // xorshift64; each level with probability 1/2. With prefixes in the
+        // towers, a level costs about one touched node, so more, shorter
+        // levels beat fewer, longer ones.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let r = self.rng;
-        (1 + (r.trailing_ones() / 2) as usize).min(MAX_HEIGHT)
+        (1 + self.rng.trailing_ones() as usize).min(MAX_HEIGHT)
     }
 
     /// Insert version `(key, ts)`. Entries must come in strictly increasing
@@ -199,6 +213,7 @@ impl<'a> Inserter<'a> {
             }
             preds[level] = x_ptr;
         }
+        let prefix = key_prefix(key);
         let height = self.random_height();
         let count = self.arena_count.load(atomic::Ordering::Acquire) as usize;
         let (ptr, new_count) = self.arenas.append(count, height, kind, ts, key, value)?;
@@ -208,10 +223,11 @@ impl<'a> Inserter<'a> {
         }
         let node = self.list.node(ptr)?;
         for (level, &pred) in preds.iter().enumerate().take(height) {
-            node.set_next(level, self.list.node(pred)?.next(level));
+            let (succ, succ_prefix) = self.list.node(pred)?.next_with_prefix(level);
+            node.set_next(level, succ, succ_prefix);
         }
         for (level, &pred) in preds.iter().enumerate().take(height) {
-            self.list.node(pred)?.set_next(level, ptr);
+            self.list.node(pred)?.set_next(level, ptr, prefix);
         }
         // The new node precedes the next insertion at the levels it reaches.
         preds[..height].fill(ptr);
