@@ -27,8 +27,30 @@ pub(crate) struct VisibleIter<'a> {
     /// Last key yielded going forward / backward: the two ends never cross.
     last_front: Option<&'a [u8]>,
     last_back: Option<&'a [u8]>,
+    /// Going backward: entries of the current batch, in ascending order,
+    /// and where the next batch ends.
+    back_batch: Vec<(&'a [u8], &'a [u8])>,
+    back_end: BackEnd<'a>,
     done: bool,
 }
+
+/// The visible version of a key, and the first node of the next key.
+type Visible<'a> = (Option<Node<'a>>, Option<Node<'a>>);
+
+/// The exclusive end of the next backward batch.
+#[derive(Clone, Copy)]
+enum BackEnd<'a> {
+    /// The iterator's own upper bound.
+    Upper,
+    /// Keys below this one.
+    Below(&'a [u8]),
+    /// Nothing is left below.
+    Exhausted,
+}
+
+/// A backward batch starts at a node reaching this level: about 2^4 nodes
+/// before its end, so one search serves about 16 steps.
+const BACK_BATCH_LEVEL: usize = 4;
 
 fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
     match lower {
@@ -61,6 +83,8 @@ impl<'a> VisibleIter<'a> {
             front: None,
             last_front: None,
             last_back: None,
+            back_batch: Vec::new(),
+            back_end: BackEnd::Upper,
             done: false,
         }
     }
@@ -85,16 +109,8 @@ impl<'a> VisibleIter<'a> {
             if !below_upper(key, &self.upper) || self.last_back.is_some_and(|b| key >= b) {
                 break;
             }
-            // Versions of `key` come newest first: take the first one visible.
-            let mut visible = None;
-            let mut n = Some(node);
-            while let Some(v) = n.filter(|v| v.key() == key) {
-                if visible.is_none() && v.ts <= self.snapshot {
-                    visible = Some(v);
-                }
-                n = self.list.next(&v)?;
-            }
-            cur = n;
+            let (visible, after) = self.visible_version(node)?;
+            cur = after;
             if let Some(v) = visible.filter(|v| v.kind == Kind::Put) {
                 self.front = Some(cur);
                 self.last_front = Some(key);
@@ -105,30 +121,85 @@ impl<'a> VisibleIter<'a> {
         Ok(None)
     }
 
+    /// From the newest version of a key, the version visible at the
+    /// snapshot (if any) and the first node of the next key.
+    // Inlined: it is the body of every scan step.
+    #[inline(always)]
+    fn visible_version(&self, newest: Node<'a>) -> Result<Visible<'a>> {
+        let key = newest.key();
+        let mut visible = None;
+        let mut n = Some(newest);
+        // Versions come newest first: the first one at or below the
+        // snapshot is the visible one.
+        while let Some(v) = n.filter(|v| v.key() == key) {
+            if visible.is_none() && v.ts <= self.snapshot {
+                visible = Some(v);
+            }
+            n = self.list.next(&v)?;
+        }
+        Ok((visible, n))
+    }
+
     fn step_back(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
-        // The oldest version of the last key below the current upper end.
-        let mut cur = match (self.last_back, &self.upper) {
-            (Some(b), _) => self.list.last_below(b, false)?,
-            (None, Bound::Included(u)) => self.list.last_below(u, true)?,
-            (None, Bound::Excluded(u)) => self.list.last_below(u, false)?,
-            (None, Bound::Unbounded) => self.list.last()?,
+        loop {
+            if let Some((key, value)) = self.back_batch.pop() {
+                if self.last_front.is_some_and(|f| key <= f) {
+                    return Ok(None);
+                }
+                self.last_back = Some(key);
+                return Ok(Some((key, value)));
+            }
+            if matches!(self.back_end, BackEnd::Exhausted) {
+                return Ok(None);
+            }
+            self.fill_back_batch()?;
+        }
+    }
+
+    /// Collect the visible entries of the next batch below `back_end`:
+    /// jump back to a node of a high level with one search, then walk
+    /// forward at level 0 as `step_front` does.
+    fn fill_back_batch(&mut self) -> Result<()> {
+        let (end, inclusive) = match (self.back_end, &self.upper) {
+            (BackEnd::Below(k), _) => (Some(k), false),
+            (_, Bound::Included(u)) => (Some(u.as_slice()), true),
+            (_, Bound::Excluded(u)) => (Some(u.as_slice()), false),
+            (_, Bound::Unbounded) => (None, false),
         };
+        let before_end = |key: &[u8]| match end {
+            Some(e) if inclusive => key <= e,
+            Some(e) => key < e,
+            None => true,
+        };
+        let anchor = self.list.last_below_at(BACK_BATCH_LEVEL, end, inclusive)?;
+        // Start at the newest version of the anchor's key.
+        let mut cur = match &anchor {
+            Some(a) => self.list.seek_ge(a.key(), u64::MAX)?,
+            None => self.list.first()?,
+        };
+        let start = cur.map(|n| n.key());
+        self.back_end = match start {
+            Some(k) if anchor.is_some() => BackEnd::Below(k),
+            _ => BackEnd::Exhausted,
+        };
+        if start.is_some_and(|k| {
+            !above_lower(k, &self.lower) || self.last_front.is_some_and(|f| k <= f)
+        }) {
+            self.back_end = BackEnd::Exhausted;
+        }
         while let Some(node) = cur {
             let key = node.key();
-            if !above_lower(key, &self.lower) || self.last_front.is_some_and(|f| key <= f) {
+            if !before_end(key) {
                 break;
             }
-            if let Some(v) = self
-                .list
-                .get(key, self.snapshot)?
-                .filter(|v| v.kind == Kind::Put)
-            {
-                self.last_back = Some(key);
-                return Ok(Some((key, v.value())));
+            let (visible, after) = self.visible_version(node)?;
+            cur = after;
+            let wanted = above_lower(key, &self.lower) && self.last_front.is_none_or(|f| key > f);
+            if let Some(v) = visible.filter(|v| wanted && v.kind == Kind::Put) {
+                self.back_batch.push((key, v.value()));
             }
-            cur = self.list.last_below(key, false)?;
         }
-        Ok(None)
+        Ok(())
     }
 
     fn finish(

@@ -75,11 +75,22 @@ impl<'a> SkipList<'a> {
         limit: Option<u64>,
         before: impl Fn(&Node<'a>) -> bool,
     ) -> Result<Option<Node<'a>>> {
+        self.last_where_at(0, limit, before)
+    }
+
+    /// [`last_where`](Self::last_where) among the nodes that reach at least
+    /// `min_level`: about `2^min_level` nodes before the answer at level 0.
+    fn last_where_at(
+        &self,
+        min_level: usize,
+        limit: Option<u64>,
+        before: impl Fn(&Node<'a>) -> bool,
+    ) -> Result<Option<Node<'a>>> {
         let mut x = self.node(HEAD)?;
         let mut is_head = true;
         // The node that ended the level above; it often ends this one too.
         let mut rejected = 0;
-        for level in (0..MAX_HEIGHT).rev() {
+        for level in (min_level..MAX_HEIGHT).rev() {
             loop {
                 let (next, prefix) = x.next_with_prefix(level);
                 if next == 0 || next == rejected || limit.is_some_and(|l| prefix > l) {
@@ -125,18 +136,24 @@ impl<'a> SkipList<'a> {
             .is_some_and(|n| n.key() == key && n.ts == ts))
     }
 
-    /// The last node whose key is `< key` (or `<= key` when `inclusive`).
-    pub fn last_below(&self, key: &[u8], inclusive: bool) -> Result<Option<Node<'a>>> {
-        self.last_where(Some(key_prefix(key)), |n| match n.key().cmp(key) {
-            Ordering::Less => true,
-            Ordering::Equal => inclusive,
-            Ordering::Greater => false,
+    /// Among nodes reaching `min_level`, the last whose key is `< key`, or
+    /// `<= key` when `inclusive`, or any key when `key` is `None`.
+    pub fn last_below_at(
+        &self,
+        min_level: usize,
+        key: Option<&[u8]>,
+        inclusive: bool,
+    ) -> Result<Option<Node<'a>>> {
+        let Some(key) = key else {
+            return self.last_where_at(min_level, None, |_| true);
+        };
+        self.last_where_at(min_level, Some(key_prefix(key)), |n| {
+            match n.key().cmp(key) {
+                Ordering::Less => true,
+                Ordering::Equal => inclusive,
+                Ordering::Greater => false,
+            }
         })
-    }
-
-    /// The last node of the list.
-    pub fn last(&self) -> Result<Option<Node<'a>>> {
-        self.last_where(None, |_| true)
     }
 }
 
