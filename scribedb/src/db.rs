@@ -12,7 +12,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::hlc;
 use crate::memtable::{Arenas, Inserter, Kind, SkipList};
 use crate::txn::{ReadTxn, WriteTxn};
-use crate::wal::format::{decode_payload, parse_header, RECORD_HEADER};
+use crate::wal::format::{decode_payload, parse_header, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER};
 use crate::wal::{RecoveryReport, Wal};
 
 /// Longest key accepted, in bytes.
@@ -411,6 +411,10 @@ fn recover_alone(
             return Ok((arenas, RecoveryReport::default()));
         }
     }
+    // Until the rebuild is complete, nothing here may be reused: a crash in
+    // the middle leaves a header that names the old generation with the new
+    // generation's arena count.
+    hdr(OFF_BOOT_ID).store(0, Ordering::SeqCst);
     let next_gen = generation + 1;
     let arenas = Arenas::new(dir, next_gen, opts.arena_size);
     let count = hdr(OFF_ARENA_COUNT);
@@ -438,10 +442,20 @@ fn recover_alone(
     hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
     hdr(OFF_WRITER_PID).store(0, Ordering::Release);
     hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
-    hdr(OFF_BOOT_ID).store(boot, Ordering::Release);
     hdr(OFF_MEM_GENERATION).store(next_gen, Ordering::Release);
+    // Last: from here on the version store may be reused.
+    hdr(OFF_BOOT_ID).store(boot, Ordering::SeqCst);
     Arenas::remove_other_generations(dir, next_gen);
     Ok((arenas, report))
+}
+
+/// Gives up the writer role when dropped.
+struct WriterRoleGuard<'a>(&'a Inner);
+
+impl Drop for WriterRoleGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release_writer();
+    }
 }
 
 fn spawn_flusher(inner: Weak<Inner>) {
@@ -465,8 +479,13 @@ fn spawn_flusher(inner: Weak<Inner>) {
 
 impl Inner {
     pub fn check_poison(&self) -> Result<()> {
-        match self.poison.get() {
-            Some(why) => Err(Error::Poisoned(why.clone())),
+        match self
+            .poison
+            .get()
+            .map(String::as_str)
+            .or(self.wal.sync_failure())
+        {
+            Some(why) => Err(Error::Poisoned(why.to_string())),
             None => Ok(()),
         }
     }
@@ -575,6 +594,20 @@ impl Inner {
         }
         let start = hdr(OFF_COMMIT_WAL_START).load(Ordering::Acquire);
         let end = hdr(OFF_WAL_END).load(Ordering::Acquire);
+        let sane = FILE_HEADER as u64 <= start
+            && start <= end
+            && end <= self.wal.file_len()?
+            && end - start <= RECORD_HEADER as u64 + MAX_PAYLOAD;
+        if !sane {
+            return Err(Error::corrupted(
+                self.coord.path(),
+                OFF_COMMIT_WAL_START as u64,
+                format!(
+                    "unfinished commit names log range {start}..{end}; \
+                     close every handle and reopen with repair to rebuild from the log"
+                ),
+            ));
+        }
         if end > start {
             let record = self.wal.read_at(start, end - start)?;
             let header =
@@ -615,13 +648,15 @@ impl Inner {
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
         bytes: usize,
     ) -> Result<u64> {
-        let result = self.commit_locked(writes, bytes);
-        self.release_writer();
+        let result = {
+            // Released on every path, a panic included.
+            let _role = WriterRoleGuard(self);
+            self.commit_locked(writes, bytes)
+        };
         let (ts, end) = result?;
         if self.durability == Durability::Immediate {
-            self.wal.wait_durable(&self.coord, end).inspect_err(|e| {
-                self.set_poison(format!("syncing the write-ahead log failed: {e}"));
-            })?;
+            // A failed sync poisons the log of this handle for good.
+            self.wal.wait_durable(&self.coord, end)?;
         }
         self.coord
             .hdr(OFF_COMMITTED_TS)
@@ -651,6 +686,13 @@ impl Inner {
         let record = record.finish(ts, hdr(OFF_WAL_SYNCED).load(Ordering::Acquire));
 
         let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
+        if start < FILE_HEADER as u64 || start > self.wal.file_len()? {
+            return Err(Error::corrupted(
+                self.coord.path(),
+                OFF_WAL_END as u64,
+                format!("log end {start} lies outside the log"),
+            ));
+        }
         hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
         let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
         hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);

@@ -22,6 +22,7 @@ pub(crate) mod layout;
 pub(crate) mod lock;
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -345,8 +346,8 @@ fn check_foreign(file: &File, path: &Path, len: u64) -> Result<()> {
             path,
             len,
             format!(
-                "coordination file truncated to {len} bytes; it holds no data of its own, \
-                 so removing it rebuilds it from the log"
+                "coordination file truncated to {len} bytes; it holds no data of its own: \
+                 close every handle, then remove it to rebuild it from the log"
             ),
         ))
     } else if magic == [0; 8] || magic == MAGIC {
@@ -386,8 +387,15 @@ fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> 
     put(&mut header, OFF_MAX_PROCS, procs);
     put(&mut header, OFF_INIT_STATE, 0);
     file.set_len(0).ctx(ctx)?;
-    file.set_len(file_size(procs as usize, readers as usize) as u64)
-        .ctx(ctx)?;
+    let size = file_size(procs as usize, readers as usize);
+    file.set_len(size as u64).ctx(ctx)?;
+    // Back the whole mapping with blocks now: a write through the mapping
+    // to a hole on a full disk would be a SIGBUS, not an error.
+    // SAFETY: plain system call on a descriptor we own.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
+    if rc != 0 {
+        return Err(Error::io(ctx(), std::io::Error::from_raw_os_error(rc)));
+    }
     file.write_all_at(&header, 0).ctx(ctx)?;
     file.write_all_at(&INIT_READY.to_le_bytes(), OFF_INIT_STATE as u64)
         .ctx(ctx)?;

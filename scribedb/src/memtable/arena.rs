@@ -37,6 +37,11 @@ const H_GENERATION: usize = H_VERSION + 8;
 const H_INDEX: usize = H_GENERATION + 8;
 const H_SIZE: usize = H_INDEX + 8;
 const H_USED: usize = H_SIZE + 8;
+/// Bytes from the start backed by allocated blocks: the mapping is written
+/// only below this, so a full disk is an error at allocation, not a SIGBUS.
+const H_ALLOCATED: usize = H_USED + 8;
+/// Granularity of block allocation.
+const ALLOC_CHUNK: usize = 8 << 20;
 
 /// Most arenas one generation may chain.
 pub const MAX_ARENAS: usize = 4096;
@@ -93,6 +98,7 @@ pub fn arena_file(dir: &Path, generation: u64, index: usize) -> PathBuf {
 pub struct Arena {
     map: MmapMut,
     path: PathBuf,
+    file: File,
 }
 
 impl Arena {
@@ -106,7 +112,8 @@ impl Arena {
             .open(path)
             .ctx(ctx)?;
         file.set_len(size as u64).ctx(ctx)?;
-        let arena = Arena::map(path, &file)?;
+        let arena = Arena::map(path, file)?;
+        arena.reserve(ARENA_HEADER)?;
         arena.put_u64(H_VERSION, ARENA_VERSION);
         arena.put_u64(H_GENERATION, generation);
         arena.put_u64(H_INDEX, index as u64);
@@ -124,7 +131,7 @@ impl Arena {
             .write(true)
             .open(path)
             .ctx(|| format!("opening {}", path.display()))?;
-        let arena = Arena::map(path, &file)?;
+        let arena = Arena::map(path, file)?;
         let corrupt = |what: &str| Error::corrupted(path, 0, what.to_string());
         if arena.map.len() < ARENA_HEADER || arena.map[..8] != ARENA_MAGIC {
             return Err(Error::BadMagic {
@@ -144,21 +151,22 @@ impl Arena {
         Ok(arena)
     }
 
-    fn map(path: &Path, file: &File) -> Result<Arena> {
+    fn map(path: &Path, file: File) -> Result<Arena> {
         // SAFETY: arena files are shared between processes by design. Bytes
         // of a published node are never written again; the header's `used`
         // field is accessed atomically; unpublished space is written only by
         // the single writer. Readers bounds-check every access.
         let map =
-            unsafe { MmapMut::map_mut(file) }.ctx(|| format!("mapping {}", path.display()))?;
+            unsafe { MmapMut::map_mut(&file) }.ctx(|| format!("mapping {}", path.display()))?;
         Ok(Arena {
             map,
             path: path.to_path_buf(),
+            file,
         })
     }
 
     fn atomic(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
+        assert!(offset % 8 == 0 && offset.checked_add(8).is_some_and(|e| e <= self.map.len()));
         // SAFETY: in bounds and 8-byte aligned (the mapping is page aligned);
         // lives as long as `self`; these words are only accessed atomically.
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
@@ -174,7 +182,9 @@ impl Arena {
 
     /// Write bytes into space that no reader can reach.
     fn put_bytes(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.map.len());
+        assert!(offset
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= self.map.len()));
         // SAFETY: in bounds (checked above). Callers only write into space
         // past every published node (fresh allocations or a new header), so
         // no other reference to these bytes exists in any process.
@@ -189,6 +199,42 @@ impl Arena {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Make sure blocks back the first `end` bytes (writer only).
+    fn reserve(&self, end: usize) -> Result<()> {
+        let allocated = self.atomic(H_ALLOCATED).load(Ordering::Acquire) as usize;
+        if end <= allocated {
+            return Ok(());
+        }
+        let from = allocated.min(end);
+        let to = end
+            .div_ceil(ALLOC_CHUNK)
+            .saturating_mul(ALLOC_CHUNK)
+            .min(self.len());
+        if end > to {
+            return Err(Error::corrupted(
+                &self.path,
+                end as u64,
+                "allocation past the arena",
+            ));
+        }
+        // SAFETY: plain system call on a descriptor owned by `self`.
+        let rc = unsafe {
+            libc::posix_fallocate(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                from as libc::off_t,
+                (to - from) as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(
+                format!("reserving space in {}", self.path.display()),
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
+        self.atomic(H_ALLOCATED).store(to as u64, Ordering::Release);
+        Ok(())
     }
 
     pub fn used(&self) -> usize {
@@ -240,6 +286,11 @@ impl<'a> Node<'a> {
         let at = self.tower_offset(level);
         self.arena.atomic(at + 8).store(prefix, Ordering::Relaxed);
         self.arena.atomic(at).store(ptr, Ordering::Release);
+    }
+
+    /// A corruption error pointing at this node.
+    pub fn corrupted(&self, what: &str) -> crate::error::Error {
+        Error::corrupted(&self.arena.path, self.offset as u64, format!("node {what}"))
     }
 
     pub fn key(&self) -> &'a [u8] {
@@ -373,11 +424,19 @@ impl Arenas {
             n => (n - 1, self.get(n - 1)?),
         };
         let mut offset = arena.used();
-        if offset + size > arena.len() {
+        if offset < ARENA_HEADER || offset % 8 != 0 || offset > arena.len() {
+            return Err(Error::corrupted(
+                &arena.path,
+                H_USED as u64,
+                format!("used = {offset}"),
+            ));
+        }
+        if offset.checked_add(size).is_none_or(|end| end > arena.len()) {
             index += 1;
             arena = self.create(index, size)?;
             offset = arena.used();
         }
+        arena.reserve(offset + size)?;
         let mut head = [0u8; N_TOWER];
         head[N_KEY_LEN..N_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
         head[N_HEIGHT] = height as u8;

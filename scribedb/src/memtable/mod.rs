@@ -13,6 +13,7 @@ use std::ops::Bound;
 
 use crate::error::Result;
 pub(crate) use arena::{Arenas, Kind, Node};
+use skiplist::check_forward;
 pub(crate) use skiplist::{Inserter, SkipList};
 
 /// A double-ended iterator over the keys visible at one snapshot within
@@ -136,6 +137,11 @@ impl<'a> VisibleIter<'a> {
                 visible = Some(v);
             }
             n = self.list.next(&v)?;
+            // Scans follow links for as long as they lead forward; a corrupt
+            // file must give an error, not an endless loop.
+            if let Some(next) = &n {
+                check_forward(&v, next)?;
+            }
         }
         Ok((visible, n))
     }

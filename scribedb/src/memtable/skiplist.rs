@@ -23,6 +23,20 @@ fn cmp_entry(node: &Node<'_>, key: &[u8], ts: u64) -> Ordering {
     node.key().cmp(key).then(ts.cmp(&node.ts))
 }
 
+/// Moves along one level after which a search starts checking that every
+/// link leads forward: a corrupt file could hold a cycle. Below this, a
+/// cycle is caught by the bound, above it by the order check.
+const TRUSTED_MOVES: usize = 4096;
+
+/// Check that the link from `from` to `to` leads forward in entry order.
+pub fn check_forward(from: &Node<'_>, to: &Node<'_>) -> Result<()> {
+    if cmp_entry(to, from.key(), from.ts) == Ordering::Greater {
+        Ok(())
+    } else {
+        Err(to.corrupted("link leads backwards (a cycle in a corrupt file)"))
+    }
+}
+
 /// Read access to the list (any thread, any process).
 #[derive(Clone, Copy)]
 pub struct SkipList<'a> {
@@ -91,6 +105,7 @@ impl<'a> SkipList<'a> {
         // The node that ended the level above; it often ends this one too.
         let mut rejected = 0;
         for level in (min_level..MAX_HEIGHT).rev() {
+            let mut moves = 0;
             loop {
                 let (next, prefix) = x.next_with_prefix(level);
                 if next == 0 || next == rejected || limit.is_some_and(|l| prefix > l) {
@@ -100,6 +115,10 @@ impl<'a> SkipList<'a> {
                 if !before(&n) {
                     rejected = next;
                     break;
+                }
+                moves += 1;
+                if moves > TRUSTED_MOVES && !is_head {
+                    check_forward(&x, &n)?;
                 }
                 x = n;
                 is_head = false;
@@ -120,6 +139,9 @@ impl<'a> SkipList<'a> {
         // ordered before the target): walk past them.
         while let Some(n) = cur.filter(|n| cmp_entry(n, key, ts) == Ordering::Less) {
             cur = self.next(&n)?;
+            if let Some(c) = &cur {
+                check_forward(&n, c)?;
+            }
         }
         Ok(cur)
     }
@@ -216,6 +238,7 @@ impl<'a> Inserter<'a> {
                     x_ptr = hint;
                 }
             }
+            let mut moves = 0;
             loop {
                 let next = x.next(level);
                 if next == 0 {
@@ -224,6 +247,10 @@ impl<'a> Inserter<'a> {
                 let n = self.list.node(next)?;
                 if cmp_entry(&n, key, ts) != Ordering::Less {
                     break;
+                }
+                moves += 1;
+                if moves > TRUSTED_MOVES && x_ptr != HEAD {
+                    check_forward(&x, &n)?;
                 }
                 x = n;
                 x_ptr = next;

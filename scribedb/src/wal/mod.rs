@@ -17,7 +17,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use memmap2::Mmap;
@@ -55,6 +55,10 @@ pub(crate) struct Wal {
     /// Whether a group-commit leader is syncing right now (this process).
     syncing: Mutex<bool>,
     synced: Condvar,
+    /// Set by the first failed sync. The kernel reports a writeback error
+    /// once per open file, so a later sync "succeeding" proves nothing: after
+    /// a failure no sync of this handle is trusted again.
+    sync_failure: OnceLock<String>,
 }
 
 impl Wal {
@@ -122,6 +126,7 @@ impl Wal {
             allocated: Mutex::new(allocated),
             syncing: Mutex::new(false),
             synced: Condvar::new(),
+            sync_failure: OnceLock::new(),
         })
     }
 
@@ -145,7 +150,13 @@ impl Wal {
         self.preallocate(end)?;
         self.file
             .write_all_at(record, at)
-            .ctx(|| format!("appending to {}", self.path.display()))?;
+            .ctx(|| format!("appending to {}", self.path.display()))
+            .inspect_err(|_| {
+                // Best effort: leave no part of the record behind to be
+                // probed by a later recovery (the space is allocated, so
+                // overwriting it rarely fails).
+                let _ = self.write_zeros(at, end);
+            })?;
         Ok(end)
     }
 
@@ -200,11 +211,24 @@ impl Wal {
         self.write_zeros(at, (at + span).min(len))
     }
 
-    /// `fdatasync` the log.
+    /// Why syncing failed once, if it did.
+    pub fn sync_failure(&self) -> Option<&str> {
+        self.sync_failure.get().map(String::as_str)
+    }
+
+    /// `fdatasync` the log. After one failure, every later call fails too.
     pub fn sync(&self) -> Result<()> {
+        if let Some(why) = self.sync_failure.get() {
+            return Err(Error::Poisoned(why.clone()));
+        }
         self.file
             .sync_data()
             .ctx(|| format!("syncing {}", self.path.display()))
+            .inspect_err(|e| {
+                let _ = self
+                    .sync_failure
+                    .set(format!("syncing the write-ahead log failed: {e}"));
+            })
     }
 
     /// Sync everything written so far and publish it: raise the durable
