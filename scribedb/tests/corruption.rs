@@ -1,4 +1,5 @@
-//! Damaged version-store files give errors, never a crash or a hang.
+//! Shared files edited behind our back: damage gives errors, never a crash
+//! or a hang, and reader liveness follows kernel locks, never pids.
 
 use std::os::unix::fs::FileExt;
 
@@ -89,4 +90,67 @@ fn a_cycle_in_the_skiplist_is_an_error_not_a_hang() {
             other => panic!("key{i:05}: {other:?}"),
         }
     }
+}
+
+/// Offsets of the coordination file (docs/design.md, section 3), for a
+/// database created with the default 256 process slots.
+const PROC_SLOTS: u64 = 256;
+fn proc_slot(i: u64) -> u64 {
+    4096 + 64 * i
+}
+fn reader_slot(i: u64) -> u64 {
+    4096 + 64 * (PROC_SLOTS + i)
+}
+fn owner_tag(proc_slot: u64, generation: u64) -> u64 {
+    (generation << 16) | (proc_slot + 1)
+}
+
+#[test]
+fn reader_liveness_follows_the_kernel_lock_not_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Database::open(dir.path()).unwrap();
+    let b = Database::open(dir.path()).unwrap();
+    let mut w = a.begin_write().unwrap();
+    w.put(b"k", b"v").unwrap();
+    w.commit().unwrap();
+    let coord = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("coord"))
+        .unwrap();
+    let put = |off: u64, v: u64| coord.write_all_at(&v.to_le_bytes(), off).unwrap();
+    let me = std::process::id() as u64;
+
+    // A slot whose process slot nobody holds is dead, even though its pid
+    // is alive (a reused pid, or a pid from another namespace).
+    put(reader_slot(500) + 8, 1);
+    put(reader_slot(500) + 24, me);
+    put(reader_slot(500), owner_tag(200, 1));
+    // A slot of a live handle (b's process slot, at its generation) is live,
+    // whatever pid it names.
+    let b_slot = (0..PROC_SLOTS)
+        .find(|&i| u64_at(&coord, proc_slot(i) + 8) == me && i != 0)
+        .expect("second handle's process slot");
+    let b_generation = u64_at(&coord, proc_slot(b_slot));
+    put(reader_slot(501) + 8, 1);
+    put(reader_slot(501) + 24, 4_000_000_000);
+    put(reader_slot(501), owner_tag(b_slot as u64, b_generation));
+    // A slot naming a live process slot at an older generation belongs to a
+    // process that died before the slot was claimed again: dead.
+    put(reader_slot(502) + 8, 1);
+    put(reader_slot(502) + 24, me);
+    put(reader_slot(502), owner_tag(b_slot as u64, b_generation - 1));
+
+    let readers = a.readers();
+    let live = |slot: usize| readers.iter().find(|r| r.slot == slot).map(|r| r.live);
+    assert_eq!(live(500), Some(false));
+    assert_eq!(live(501), Some(true));
+    assert_eq!(live(502), Some(false));
+    assert_eq!(a.reclaim_dead_readers(), 2);
+    assert_eq!(a.readers().len(), 1);
+    assert_eq!(a.oldest_snapshot(), 1, "the live reader pins the horizon");
+    // Once b closes, its reader is dead too.
+    drop(b);
+    assert_eq!(a.reclaim_dead_readers(), 1);
+    assert!(a.readers().is_empty());
 }
