@@ -646,12 +646,11 @@ impl Inner {
     pub fn commit<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-        bytes: usize,
     ) -> Result<u64> {
         let result = {
             // Released on every path, a panic included.
             let _role = WriterRoleGuard(self);
-            self.commit_locked(writes, bytes)
+            self.commit_locked(writes)
         };
         let (ts, end) = result?;
         if self.durability == Durability::Immediate {
@@ -667,7 +666,6 @@ impl Inner {
     fn commit_locked<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-        bytes: usize,
     ) -> Result<(u64, u64)> {
         self.check_poison()?;
         let hdr = |off| self.coord.hdr(off);
@@ -679,12 +677,7 @@ impl Inner {
         hdr(OFF_HLC_LAST).store(ts, Ordering::Release);
 
         let count = writes.len() as u64;
-        let mut record = crate::wal::format::RecordBuilder::new(bytes + 13 * writes.len());
-        for (k, v) in writes.clone() {
-            record.push(k, v);
-        }
-        let record = record.finish(ts, hdr(OFF_WAL_SYNCED).load(Ordering::Acquire));
-
+        let synced_mark = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
         let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
         if start < FILE_HEADER as u64 || start > self.wal.file_len()? {
             return Err(Error::corrupted(
@@ -697,11 +690,14 @@ impl Inner {
         let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
         hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
-        let end = match self.wal.append(start, &record) {
+        let end = match self
+            .wal
+            .append(start, ts, synced_mark, count, writes.clone())
+        {
             Ok(end) => end,
             Err(e) => {
-                // Nothing reached the version store; the next append
-                // overwrites whatever part of the record was written.
+                // Nothing reached the version store, and the append cleared
+                // what it wrote.
                 hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
                 return Err(e);
             }

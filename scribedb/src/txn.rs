@@ -170,7 +170,6 @@ pub struct WriteTxn {
     inner: Arc<Inner>,
     snapshot: u64,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    bytes: usize,
     finished: bool,
 }
 
@@ -180,7 +179,6 @@ impl WriteTxn {
             inner,
             snapshot,
             writes: BTreeMap::new(),
-            bytes: 0,
             finished: false,
         }
     }
@@ -201,7 +199,6 @@ impl WriteTxn {
                 max: MAX_VALUE_LEN,
             });
         }
-        self.bytes += key.len() + value.len();
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
         Ok(())
     }
@@ -210,7 +207,6 @@ impl WriteTxn {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         check_key(key)?;
-        self.bytes += key.len();
         self.writes.insert(key.to_vec(), None);
         Ok(())
     }
@@ -289,7 +285,7 @@ impl WriteTxn {
         }
         let writes = std::mem::take(&mut self.writes);
         let iter = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-        self.inner.commit(iter, self.bytes)
+        self.inner.commit(iter)
     }
 
     /// Discard the writes and give up the writer role.

@@ -134,12 +134,12 @@ fn reader_liveness_follows_the_kernel_lock_not_the_pid() {
     let b_generation = u64_at(&coord, proc_slot(b_slot));
     put(reader_slot(501) + 8, 1);
     put(reader_slot(501) + 24, 4_000_000_000);
-    put(reader_slot(501), owner_tag(b_slot as u64, b_generation));
+    put(reader_slot(501), owner_tag(b_slot, b_generation));
     // A slot naming a live process slot at an older generation belongs to a
     // process that died before the slot was claimed again: dead.
     put(reader_slot(502) + 8, 1);
     put(reader_slot(502) + 24, me);
-    put(reader_slot(502), owner_tag(b_slot as u64, b_generation - 1));
+    put(reader_slot(502), owner_tag(b_slot, b_generation - 1));
 
     let readers = a.readers();
     let live = |slot: usize| readers.iter().find(|r| r.slot == slot).map(|r| r.live);

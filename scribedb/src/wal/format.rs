@@ -44,10 +44,6 @@ const R_SYNCED_MARK: usize = R_TS + 8;
 const R_HEADER_CRC: usize = R_SYNCED_MARK + 8;
 const R_PAYLOAD_CRC: usize = R_HEADER_CRC + 4;
 
-pub fn align8(n: usize) -> usize {
-    (n + 7) & !7
-}
-
 /// A parsed, checksum-verified record header.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordHeader {
@@ -92,56 +88,67 @@ pub fn parse_header(bytes: &[u8]) -> Option<RecordHeader> {
     })
 }
 
-/// Builds one commit record.
-pub struct RecordBuilder {
-    buf: Vec<u8>,
+/// Feed the payload of a commit to `out`, piece by piece: the count, then
+/// per write its small header, its key and its value. Nothing is copied
+/// into one buffer, so a commit of any size needs no memory of that size.
+pub fn payload_pieces<'a>(
     count: u64,
-}
-
-impl RecordBuilder {
-    pub fn new(capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(RECORD_HEADER + 8 + capacity);
-        buf.resize(RECORD_HEADER + 8, 0);
-        RecordBuilder { buf, count: 0 }
-    }
-
-    pub fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.count += 1;
-        match value {
+    writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    mut out: impl FnMut(&[u8]),
+) {
+    out(&count.to_le_bytes());
+    for (key, value) in writes {
+        let mut head = [0u8; 13];
+        head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        let n = match value {
             Some(v) => {
-                self.buf.push(Kind::Put as u8);
-                self.buf
-                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
-                self.buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                self.buf.extend_from_slice(key);
-                self.buf.extend_from_slice(v);
+                head[0] = Kind::Put as u8;
+                head[5..13].copy_from_slice(&(v.len() as u64).to_le_bytes());
+                13
             }
             None => {
-                self.buf.push(Kind::Delete as u8);
-                self.buf
-                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
-                self.buf.extend_from_slice(key);
+                head[0] = Kind::Delete as u8;
+                5
             }
+        };
+        out(&head[..n]);
+        out(key);
+        if let Some(v) = value {
+            out(v);
         }
     }
+}
 
-    /// Seal the record: fill in the header and pad to 8 bytes.
-    pub fn finish(mut self, ts: u64, synced_mark: u64) -> Vec<u8> {
-        let payload_len = self.buf.len() - RECORD_HEADER;
-        self.buf[RECORD_HEADER..RECORD_HEADER + 8].copy_from_slice(&self.count.to_le_bytes());
-        self.buf.resize(align8(self.buf.len()), 0);
-        let payload_crc = crc32c::crc32c(&self.buf[RECORD_HEADER..RECORD_HEADER + payload_len]);
-        let b = &mut self.buf;
-        b[R_MAGIC..R_MAGIC + 4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
-        b[R_KIND..R_KIND + 4].copy_from_slice(&KIND_COMMIT.to_le_bytes());
-        b[R_PAYLOAD_LEN..R_PAYLOAD_LEN + 8].copy_from_slice(&(payload_len as u64).to_le_bytes());
-        b[R_TS..R_TS + 8].copy_from_slice(&ts.to_le_bytes());
-        b[R_SYNCED_MARK..R_SYNCED_MARK + 8].copy_from_slice(&synced_mark.to_le_bytes());
-        let header_crc = crc32c::crc32c(&b[..R_HEADER_CRC]);
-        b[R_HEADER_CRC..R_HEADER_CRC + 4].copy_from_slice(&header_crc.to_le_bytes());
-        b[R_PAYLOAD_CRC..R_PAYLOAD_CRC + 4].copy_from_slice(&payload_crc.to_le_bytes());
-        self.buf
-    }
+/// The header of a record whose payload has this length and checksum.
+pub fn record_header(
+    payload_len: u64,
+    ts: u64,
+    synced_mark: u64,
+    payload_crc: u32,
+) -> [u8; RECORD_HEADER] {
+    let mut b = [0u8; RECORD_HEADER];
+    b[R_MAGIC..R_MAGIC + 4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+    b[R_KIND..R_KIND + 4].copy_from_slice(&KIND_COMMIT.to_le_bytes());
+    b[R_PAYLOAD_LEN..R_PAYLOAD_LEN + 8].copy_from_slice(&payload_len.to_le_bytes());
+    b[R_TS..R_TS + 8].copy_from_slice(&ts.to_le_bytes());
+    b[R_SYNCED_MARK..R_SYNCED_MARK + 8].copy_from_slice(&synced_mark.to_le_bytes());
+    let header_crc = crc32c::crc32c(&b[..R_HEADER_CRC]);
+    b[R_HEADER_CRC..R_HEADER_CRC + 4].copy_from_slice(&header_crc.to_le_bytes());
+    b[R_PAYLOAD_CRC..R_PAYLOAD_CRC + 4].copy_from_slice(&payload_crc.to_le_bytes());
+    b
+}
+
+/// Length and checksum of a payload, from a first pass over its pieces.
+pub fn payload_summary<'a>(
+    count: u64,
+    writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> (u64, u32) {
+    let (mut len, mut crc) = (0u64, 0u32);
+    payload_pieces(count, writes, |piece| {
+        len += piece.len() as u64;
+        crc = crc32c::crc32c_append(crc, piece);
+    });
+    (len, crc)
 }
 
 /// One write decoded from a payload.
@@ -195,13 +202,28 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
 mod tests {
     use super::*;
 
+    /// The whole record in one buffer, as the log holds it.
+    fn encode(ts: u64, mark: u64, writes: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {
+        let (len, crc) = payload_summary(writes.len() as u64, writes.iter().copied());
+        let mut rec = record_header(len, ts, mark, crc).to_vec();
+        payload_pieces(writes.len() as u64, writes.iter().copied(), |p| {
+            rec.extend_from_slice(p)
+        });
+        rec.resize(rec.len().next_multiple_of(8), 0);
+        rec
+    }
+
     #[test]
     fn record_round_trips() {
-        let mut b = RecordBuilder::new(64);
-        b.push(b"alpha", Some(b"one"));
-        b.push(b"beta", None);
-        b.push(b"gamma", Some(b""));
-        let rec = b.finish(42, 7);
+        let rec = encode(
+            42,
+            7,
+            &[
+                (b"alpha", Some(b"one")),
+                (b"beta", None),
+                (b"gamma", Some(b"")),
+            ],
+        );
         assert_eq!(rec.len() % 8, 0);
         let h = parse_header(&rec).unwrap();
         assert_eq!((h.ts, h.synced_mark), (42, 7));
@@ -220,9 +242,7 @@ mod tests {
 
     #[test]
     fn damaged_header_is_rejected() {
-        let mut b = RecordBuilder::new(8);
-        b.push(b"k", Some(b"v"));
-        let mut rec = b.finish(1, 0);
+        let mut rec = encode(1, 0, &[(b"k", Some(b"v"))]);
         rec[17] ^= 1;
         assert!(parse_header(&rec).is_none());
     }

@@ -46,6 +46,64 @@ pub struct RecoveryReport {
     pub repaired: Option<(u64, u64)>,
 }
 
+/// Size of the buffer through which records are written.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Writes a record through a bounded buffer; remembers the first error.
+struct Chunked<'w> {
+    wal: &'w Wal,
+    pos: u64,
+    buf: Vec<u8>,
+    error: Option<std::io::Error>,
+}
+
+impl<'w> Chunked<'w> {
+    fn new(wal: &'w Wal, at: u64, total: u64) -> Self {
+        Chunked {
+            wal,
+            pos: at,
+            buf: Vec::with_capacity((total as usize).min(WRITE_BUFFER)),
+            error: None,
+        }
+    }
+
+    fn put(&mut self, piece: &[u8]) {
+        if self.buf.len() + piece.len() > WRITE_BUFFER {
+            self.flush();
+        }
+        if piece.len() > WRITE_BUFFER {
+            self.write(piece);
+        } else {
+            self.buf.extend_from_slice(piece);
+        }
+    }
+
+    fn flush(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.write(&buf);
+        self.buf = buf;
+        self.buf.clear();
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_none() && !bytes.is_empty() {
+            self.error = self.wal.file.write_all_at(bytes, self.pos).err();
+        }
+        self.pos += bytes.len() as u64;
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.flush();
+        match self.error {
+            None => Ok(()),
+            Some(e) => Err(Error::io(
+                format!("appending to {}", self.wal.path.display()),
+                e,
+            )),
+        }
+    }
+}
+
 /// The write-ahead log file of one handle.
 pub(crate) struct Wal {
     path: PathBuf,
@@ -143,20 +201,36 @@ impl Wal {
             .len())
     }
 
-    /// Write `record` at offset `at` (the current end of the log); returns
-    /// the new end. Writer role only. Nothing is durable until a sync.
-    pub fn append(&self, at: u64, record: &[u8]) -> Result<u64> {
-        let end = at + record.len() as u64;
+    /// Append the commit record of `writes` at offset `at` (the current end
+    /// of the log); returns the new end. Writer role only. Nothing is durable
+    /// until a sync.
+    ///
+    /// The header goes first, already holding the payload's length and
+    /// checksum (from a first pass), so a record cut short by a crash has an
+    /// intact header and its span is known to recovery; the payload is then
+    /// copied through a small buffer, never built whole in memory.
+    pub fn append<'a>(
+        &self,
+        at: u64,
+        ts: u64,
+        synced_mark: u64,
+        count: u64,
+        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+    ) -> Result<u64> {
+        let (payload_len, crc) = payload_summary(count, writes.clone());
+        let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
+        let end = at + total;
         self.preallocate(end)?;
-        self.file
-            .write_all_at(record, at)
-            .ctx(|| format!("appending to {}", self.path.display()))
-            .inspect_err(|_| {
-                // Best effort: leave no part of the record behind to be
-                // probed by a later recovery (the space is allocated, so
-                // overwriting it rarely fails).
-                let _ = self.write_zeros(at, end);
-            })?;
+        let mut out = Chunked::new(self, at, total);
+        out.put(&record_header(payload_len, ts, synced_mark, crc));
+        payload_pieces(count, writes, |piece| out.put(piece));
+        out.put(&[0u8; 8][..(total - RECORD_HEADER as u64 - payload_len) as usize]);
+        out.finish().inspect_err(|_| {
+            // Best effort: leave no part of the record behind to be probed
+            // by a later recovery (the space is allocated, so overwriting it
+            // rarely fails).
+            let _ = self.write_zeros(at, end);
+        })?;
         Ok(end)
     }
 
