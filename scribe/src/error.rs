@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 
 use crate::escape;
 
@@ -16,9 +15,6 @@ pub enum Error {
     Db(scribedb::Error),
     /// `get` found no such key: the only error with exit code 1.
     KeyNotFound(Vec<u8>),
-    /// A command that needs an existing database was pointed at a path
-    /// that is not one (opening it would create one there).
-    NotADatabase { path: PathBuf, why: &'static str },
     /// A command-line argument that clap cannot check, such as a bad escape.
     BadArgument { what: &'static str, why: String },
     /// A line of `load` input that is not a valid record.
@@ -54,7 +50,6 @@ impl fmt::Display for Error {
         match self {
             Error::Db(e) => e.fmt(f),
             Error::KeyNotFound(key) => write!(f, "key not found: {}", escape::escape(key)),
-            Error::NotADatabase { path, why } => write!(f, "{}: {why}", path.display()),
             Error::BadArgument { what, why } => write!(f, "bad {what}: {why}"),
             Error::BadRecord { line, why } => write!(f, "line {line}: {why}"),
             Error::Input { name, source } => write!(f, "reading {name}: {source}"),

@@ -50,6 +50,7 @@ pub struct Builder {
     max_processes: u32,
     writer_timeout: Duration,
     repair: bool,
+    create: bool,
     arena_size: usize,
 }
 
@@ -61,6 +62,7 @@ impl Default for Builder {
             max_processes: 256,
             writer_timeout: Duration::from_secs(5),
             repair: false,
+            create: true,
             arena_size: DEFAULT_ARENA_SIZE,
         }
     }
@@ -97,6 +99,14 @@ impl Builder {
     /// was dropped is in [`Database::recovery_report`].
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
+        self
+    }
+
+    /// Whether `open` creates a missing database (default true). With
+    /// `false`, opening anything but an existing database fails with
+    /// `Error::NotADatabase` and creates nothing.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
         self
     }
 
@@ -208,6 +218,22 @@ impl Database {
     }
 
     fn open_with(dir: &Path, opts: Builder) -> Result<Database> {
+        if !opts.create {
+            // Every database has its log from the moment it is created.
+            let why = if !dir.is_dir() {
+                "no such database directory"
+            } else if !dir.join(WAL_FILE).is_file() {
+                "not a ScribeDB database (it has no write-ahead log)"
+            } else {
+                ""
+            };
+            if !why.is_empty() {
+                return Err(Error::NotADatabase {
+                    path: dir.to_path_buf(),
+                    why,
+                });
+            }
+        }
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         let (coord, attach) =
             Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;

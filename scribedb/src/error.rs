@@ -95,6 +95,15 @@ pub enum Error {
         supported: u32,
     },
 
+    /// Opening without `create`: the path is not an existing database.
+    #[error("{path}: {why}")]
+    NotADatabase {
+        /// The path given.
+        path: PathBuf,
+        /// What is missing.
+        why: &'static str,
+    },
+
     /// The file is not a ScribeDB file of the expected kind.
     #[error("{file}: not a ScribeDB {kind} file (bad magic)")]
     BadMagic {

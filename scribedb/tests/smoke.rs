@@ -132,3 +132,23 @@ fn reverse_scans_match_forward_scans_over_many_versions() {
     }
     assert!(snapshots[0].iter().count() > 2000);
 }
+
+#[test]
+fn open_without_create_refuses_what_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let opts = || Database::builder().create(false);
+    assert!(matches!(
+        opts().open(&missing),
+        Err(Error::NotADatabase { .. })
+    ));
+    assert!(!missing.exists(), "nothing may be created");
+    // An ordinary directory is not a database either, and stays untouched.
+    assert!(matches!(
+        opts().open(dir.path()),
+        Err(Error::NotADatabase { .. })
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    Database::open(&missing).unwrap();
+    opts().open(&missing).unwrap();
+}

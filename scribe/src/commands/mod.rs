@@ -68,20 +68,12 @@ impl Opener {
     }
 
     /// Open a database that must already exist: reading a path with a typo,
-    /// or some other directory, must not leave a new database behind. A
-    /// database always has its write-ahead log file, `wal`.
+    /// or some other directory, must not leave a new database behind.
     fn existing(&self, path: &Path) -> Result<Database> {
-        let why = if !path.is_dir() {
-            "no such database directory"
-        } else if !path.join("wal").is_file() {
-            "not a ScribeDB database (it has no write-ahead log)"
-        } else {
-            return self.create(path);
-        };
-        Err(Error::NotADatabase {
-            path: path.to_path_buf(),
-            why,
-        })
+        Ok(Database::builder()
+            .durability(self.durability)
+            .create(false)
+            .open(path)?)
     }
 }
 
