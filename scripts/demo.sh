@@ -28,7 +28,7 @@ with open(sys.argv[1], "w") as f:
 PY
 step "$scribe" load "$db" "$tmp/rows.jsonl"
 step "$scribe" scan "$db" --prefix item:0000 --limit 5
-step "$scribe" scan "$db" --start item:099990 --reverse --limit 3 --format jsonl
+step "$scribe" scan "$db" --prefix item: --reverse --limit 3 --format jsonl
 
 # dump | load into a second database gives identical contents.
 "$scribe" dump "$db" > "$tmp/dump.jsonl"

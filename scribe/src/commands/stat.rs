@@ -120,10 +120,7 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         ("readers", r.readers.to_string()),
         ("processes", format!("{} (this one included)", r.processes)),
         ("writer", writer),
-        (
-            "oldest snapshot",
-            at(r.oldest_snapshot, &r.oldest_snapshot_at),
-        ),
+        ("gc horizon", at(r.oldest_snapshot, &r.oldest_snapshot_at)),
     ];
     for (name, value) in rows {
         writeln!(out, "{name:<16} {value}")?;
