@@ -2,7 +2,7 @@
 //! diagnostics. Transactions themselves live in `txn.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -198,8 +198,6 @@ pub(crate) struct Inner {
     /// In-process half of the writer role (the other half is a file lock).
     writer_busy: Mutex<bool>,
     writer_free: Condvar,
-    /// Reader slot most recently freed by this handle.
-    pub reader_hint: AtomicUsize,
     /// Set when a failed write leaves this handle's view uncertain.
     poison: OnceLock<String>,
     report: RecoveryReport,
@@ -274,7 +272,6 @@ impl Database {
             proc_slot,
             writer_busy: Mutex::new(false),
             writer_free: Condvar::new(),
-            reader_hint: AtomicUsize::new(proc_slot * 7),
             poison: OnceLock::new(),
             report,
         });

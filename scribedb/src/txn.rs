@@ -6,9 +6,10 @@
 //! writer role, buffers its writes privately (reading its own writes), and
 //! publishes nothing until `commit`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON};
@@ -16,6 +17,15 @@ use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::hlc;
 use crate::memtable::{prefix_end, Kind, SkipList, VisibleIter};
+
+thread_local! {
+    /// The reader slot this thread freed last (a free slot, most likely):
+    /// the first one `begin_read` tries. Threads start spread out.
+    static READER_HINT: Cell<usize> = Cell::new({
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(61, Ordering::Relaxed)
+    });
+}
 
 fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
@@ -50,7 +60,7 @@ pub struct ReadTxn {
 impl ReadTxn {
     pub(crate) fn begin(inner: Arc<Inner>) -> Result<ReadTxn> {
         let coord = &inner.coord;
-        let hint = inner.reader_hint.load(Ordering::Relaxed);
+        let hint = READER_HINT.with(Cell::get);
         let slot = match coord.claim_reader_slot(inner.owner_tag, hint) {
             Some(slot) => slot,
             None => {
@@ -134,7 +144,9 @@ impl Drop for ReadTxn {
         self.inner
             .coord
             .release_reader_slot(self.slot, self.inner.owner_tag);
-        self.inner.reader_hint.store(self.slot, Ordering::Relaxed);
+        // Where this thread looks first next time: kept per thread, so
+        // threads sharing a handle do not bounce one cache line.
+        READER_HINT.with(|hint| hint.set(self.slot));
     }
 }
 
