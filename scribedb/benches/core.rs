@@ -13,7 +13,6 @@
 //! without `--bench` (as `cargo test --all-targets` does), it runs a quick
 //! smoke pass over a small database instead.
 
-use std::error::Error;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
@@ -26,18 +25,14 @@ use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use scribedb::{Database, Durability};
 
-type BenchResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
+#[path = "support/mod.rs"]
+mod support;
+use support::*;
 
-const KEY_LEN: usize = 24;
-const VALUE_LEN: usize = 150;
-const SEED: u64 = 0x5C81_BEDB_0000_0001;
 const DEFAULT_KEYS: usize = 1_000_000;
 const SYNC_BLOCK: usize = 4096;
 const GROUP_THREADS: usize = 4;
 const RANGE_LEN: usize = 10;
-
-type Key = [u8; KEY_LEN];
-type Value = [u8; VALUE_LEN];
 
 /// How much work each section does. Sections that touch the disk stop early
 /// when their time budget runs out, and say so.
@@ -104,53 +99,8 @@ impl Plan {
 
 // ---- output ---------------------------------------------------------------
 
-/// `1234567.891` with 2 decimals as `1,234,567.89`.
-fn fmt_num(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s.as_str(), None),
-    };
-    let mut out = String::new();
-    if v < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
-        out.push('-');
-    }
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if let Some(f) = frac {
-        out.push('.');
-        out.push_str(f);
-    }
-    out
-}
-
-fn section(title: &str) {
-    println!();
-    println!("{title}");
-}
-
-/// One line of the table: what, the figure, its unit.
-fn row(label: &str, value: f64, decimals: usize, unit: &str) {
-    println!("  {label:<54} {:>16} {unit}", fmt_num(value, decimals));
-}
-
-fn note(text: &str) {
-    println!("  ({text})");
-}
-
 fn per_sec(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-12)
-}
-
-fn ns_per(elapsed: Duration, count: usize) -> f64 {
-    elapsed.as_nanos() as f64 / count.max(1) as f64
 }
 
 fn micros(d: Duration) -> f64 {
@@ -225,22 +175,6 @@ fn capped_note(done: usize, planned: usize, budget: Duration) {
 }
 
 // ---- data -----------------------------------------------------------------
-
-fn random_key(rng: &mut StdRng) -> Key {
-    let mut k = [0u8; KEY_LEN];
-    rng.fill_bytes(&mut k);
-    k
-}
-
-fn random_value(rng: &mut StdRng) -> Value {
-    let mut v = [0u8; VALUE_LEN];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-fn open(path: &Path, durability: Durability) -> BenchResult<Database> {
-    Ok(Database::builder().durability(durability).open(path)?)
-}
 
 /// Commit one fresh key per iteration; returns the latencies.
 fn single_key_commits(

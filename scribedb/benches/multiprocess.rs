@@ -22,7 +22,6 @@
 //! them, whether it finished or failed.
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
@@ -31,14 +30,13 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use scribedb::{Database, Durability};
 
-type BenchResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
+#[path = "support/mod.rs"]
+mod support;
+use support::*;
 
-const KEY_LEN: usize = 24;
-const VALUE_LEN: usize = 150;
-const SEED: u64 = 0x5C81_BEDB_0000_0001;
 const DEFAULT_KEYS: usize = 1_000_000;
 const DEFAULT_WINDOW_MS: u64 = 3_000;
 /// Reader processes in the throughput section.
@@ -56,9 +54,6 @@ const DB_VAR: &str = "SCRIBEDB_BENCH_CHILD_DB";
 const KEYS_VAR: &str = "SCRIBEDB_BENCH_CHILD_KEYS";
 const DURABILITY_VAR: &str = "SCRIBEDB_BENCH_CHILD_DURABILITY";
 const SEED_VAR: &str = "SCRIBEDB_BENCH_CHILD_SEED";
-
-type Key = [u8; KEY_LEN];
-type Value = [u8; VALUE_LEN];
 
 /// How much work each section does.
 struct Plan {
@@ -139,53 +134,8 @@ fn sleep_until_ns(t: u64) {
 
 // ---- output ---------------------------------------------------------------
 
-/// `1234567.891` with 2 decimals as `1,234,567.89`.
-fn fmt_num(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s.as_str(), None),
-    };
-    let mut out = String::new();
-    if v < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
-        out.push('-');
-    }
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if let Some(f) = frac {
-        out.push('.');
-        out.push_str(f);
-    }
-    out
-}
-
-fn section(title: &str) {
-    println!();
-    println!("{title}");
-}
-
-/// One line of the table: what, the figure, its unit.
-fn row(label: &str, value: f64, decimals: usize, unit: &str) {
-    println!("  {label:<54} {:>16} {unit}", fmt_num(value, decimals));
-}
-
-fn note(text: &str) {
-    println!("  ({text})");
-}
-
 fn per_sec(count: u64, elapsed_ns: u64) -> f64 {
     count as f64 * 1e9 / elapsed_ns.max(1) as f64
-}
-
-fn ns_per(elapsed: Duration, count: usize) -> f64 {
-    elapsed.as_nanos() as f64 / count.max(1) as f64
 }
 
 fn us(ns: u64) -> f64 {
@@ -209,28 +159,12 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 // ---- data -----------------------------------------------------------------
 
-fn random_key(rng: &mut StdRng) -> Key {
-    let mut k = [0u8; KEY_LEN];
-    rng.fill_bytes(&mut k);
-    k
-}
-
-fn random_value(rng: &mut StdRng) -> Value {
-    let mut v = [0u8; VALUE_LEN];
-    rng.fill_bytes(&mut v);
-    v
-}
-
 /// The loaded keys: the first `n` keys drawn from the fixed seed. Children
 /// regenerate them instead of receiving them.
 fn loaded_keys(n: usize) -> (Vec<Key>, StdRng) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let keys = (0..n).map(|_| random_key(&mut rng)).collect();
     (keys, rng)
-}
-
-fn open(path: &Path, durability: Durability) -> BenchResult<Database> {
-    Ok(Database::builder().durability(durability).open(path)?)
 }
 
 fn durability_name(d: Durability) -> &'static str {
