@@ -479,7 +479,10 @@ fn writer_role_across_processes_waits_names_the_holder_and_survives_death() {
     holder.kill();
     let started = Instant::now();
     let w = db.begin_write().unwrap();
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(
+        started.elapsed() < Duration::from_millis(180),
+        "the role of a dead holder is free at once"
+    );
     assert_ne!(w.get(b"held-by").unwrap(), Some(pid.as_bytes()));
 }
 
