@@ -276,7 +276,7 @@ impl Database {
             report,
         });
         if inner.durability == Durability::Eventual {
-            spawn_flusher(Arc::downgrade(&inner));
+            spawn_flusher(Arc::downgrade(&inner))?;
         }
         Ok(Database { inner })
     }
@@ -481,7 +481,7 @@ impl Drop for WriterRoleGuard<'_> {
     }
 }
 
-fn spawn_flusher(inner: Weak<Inner>) {
+fn spawn_flusher(inner: Weak<Inner>) -> Result<()> {
     std::thread::Builder::new()
         .name("scribedb-flush".into())
         .spawn(move || loop {
@@ -497,7 +497,8 @@ fn spawn_flusher(inner: Weak<Inner>) {
                 }
             }
         })
-        .expect("spawning the background sync thread");
+        .map(drop)
+        .ctx(|| "starting the background sync thread".to_string())
 }
 
 impl Inner {
