@@ -263,6 +263,38 @@ fn child_entry() {
             out(format_args!("committed {ts}"));
             wait_for_line();
         }
+        "fill-disk" => {
+            // A process whose files may not grow past a limit sees the disk
+            // as full: growing the log fails with EFBIG.
+            // SAFETY: plain system calls on this process's own limits.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: 40 << 20,
+                    rlim_max: 40 << 20,
+                };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+            }
+            let db = Database::open(&path).unwrap();
+            let value = vec![7u8; 1 << 20];
+            for i in 0u32.. {
+                let mut w = db.begin_write().unwrap();
+                w.put(format!("big{i:04}"), &value).unwrap();
+                match w.commit() {
+                    Ok(_) => out(format_args!("acked {i}")),
+                    Err(e) => {
+                        out(format_args!("error {i} {e}"));
+                        // Reads still work, and later commits fail the same way.
+                        assert!(db.begin_read().unwrap().get(b"big0000").unwrap().is_some());
+                        let mut w = db.begin_write().unwrap();
+                        w.put(b"one-more", &value).unwrap();
+                        assert!(w.commit().is_err());
+                        out(format_args!("still-readable"));
+                        break;
+                    }
+                }
+            }
+        }
         "repair-open" => {
             // Rebuilds the version store from the log; killed part way.
             let db = Database::builder()
@@ -568,6 +600,53 @@ fn a_rebuild_killed_part_way_loses_nothing() {
         for i in 0..4000 {
             w.delete(format!("new{i:06}")).unwrap();
         }
+        w.commit().unwrap();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_commits_cleanly_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(Database::open(&path).unwrap());
+    let mut kid = Kid::spawn("fill-disk", &path, &[]);
+    let mut acked = Vec::new();
+    let error = loop {
+        // (The first line may follow the harness's "test child_entry ... ".)
+        let line = kid.expect("");
+        if let Some(at) = line.find("acked ") {
+            acked.push(line[at + 6..].parse::<u32>().unwrap());
+        } else if let Some(at) = line.find("error ") {
+            break line[at + 6..].to_string();
+        }
+    };
+    assert!(
+        acked.len() >= 10,
+        "only {} commits before the limit",
+        acked.len()
+    );
+    assert!(
+        error.contains("File too large") || error.contains("too large"),
+        "{error}"
+    );
+    kid.expect("still-readable");
+    kid.wait_ok();
+    // Every acknowledged commit is there, also after a rebuild from the log,
+    // and with the limit gone the database takes commits again.
+    for repair in [false, true] {
+        let db = Database::builder().repair(repair).open(&path).unwrap();
+        let r = db.begin_read().unwrap();
+        for i in &acked {
+            assert_eq!(
+                r.get(format!("big{i:04}")).unwrap().map(<[u8]>::len),
+                Some(1 << 20)
+            );
+        }
+        assert_eq!(r.prefix(b"big").count(), acked.len());
+        assert_eq!(r.get(b"one-more").unwrap(), None);
+        drop(r);
+        let mut w = db.begin_write().unwrap();
+        w.put(b"after", b"space").unwrap();
         w.commit().unwrap();
     }
 }

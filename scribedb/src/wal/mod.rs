@@ -246,7 +246,14 @@ impl Wal {
         }
         // The record itself fills [allocated, end); zero the rest.
         let target = end.div_ceil(CHUNK) * CHUNK + CHUNK;
-        self.write_zeros(end.max(*allocated), target)?;
+        if self.write_zeros(end.max(*allocated), target).is_err() {
+            // Only the slack ahead of the record failed (a nearly full
+            // disk): whether this commit fits is for the record's own write
+            // to say. The log stays valid without slack: its end is found by
+            // checksum, and the end of the file ends it too.
+            *allocated = self.file_len()?;
+            return Ok(());
+        }
         *allocated = target;
         Ok(())
     }
