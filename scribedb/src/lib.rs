@@ -31,6 +31,7 @@ mod hlc;
 mod memtable;
 mod txn;
 mod wal;
+mod write_buffer;
 
 pub use db::{
     Builder, Database, Durability, ReaderInfo, Stats, WriterInfo, MAX_KEY_LEN, MAX_VALUE_LEN,

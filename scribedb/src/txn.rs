@@ -7,7 +7,6 @@
 //! publishes nothing until `commit`.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::hlc;
 use crate::memtable::{prefix_end, Kind, SkipList, VisibleIter};
+use crate::write_buffer::WriteBuffer;
 
 thread_local! {
     /// The reader slot this thread freed last (a free slot, most likely):
@@ -181,7 +181,7 @@ impl DoubleEndedIterator for Range<'_> {
 pub struct WriteTxn {
     inner: Arc<Inner>,
     snapshot: u64,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: WriteBuffer,
     finished: bool,
 }
 
@@ -190,7 +190,7 @@ impl WriteTxn {
         WriteTxn {
             inner,
             snapshot,
-            writes: BTreeMap::new(),
+            writes: WriteBuffer::default(),
             finished: false,
         }
     }
@@ -211,7 +211,7 @@ impl WriteTxn {
                 max: MAX_VALUE_LEN,
             });
         }
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        self.writes.put(key, value);
         Ok(())
     }
 
@@ -219,7 +219,7 @@ impl WriteTxn {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         check_key(key)?;
-        self.writes.insert(key.to_vec(), None);
+        self.writes.delete(key);
         Ok(())
     }
 
@@ -228,7 +228,7 @@ impl WriteTxn {
         let key = key.as_ref();
         check_key(key)?;
         if let Some(v) = self.writes.get(key) {
-            return Ok(v.as_deref());
+            return Ok(v);
         }
         let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
         Ok(node.filter(|n| n.kind == Kind::Put).map(|n| n.value()))
@@ -252,26 +252,12 @@ impl WriteTxn {
     }
 
     fn bounded(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> WriteRange<'_> {
-        let as_slice = |b: &Bound<Vec<u8>>| match b {
-            Bound::Included(k) => Bound::Included(k.clone()),
-            Bound::Excluded(k) => Bound::Excluded(k.clone()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let inverted = match (&lower, &upper) {
-            (Bound::Included(l), Bound::Included(u)) => l > u,
-            (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
-                l >= u
-            }
-            _ => false,
-        };
-        // An inverted range is empty (BTreeMap::range would panic on it).
-        let buffered = (!inverted)
-            .then(|| {
-                self.writes
-                    .range::<Vec<u8>, _>((as_slice(&lower), as_slice(&upper)))
-            })
-            .into_iter()
-            .flatten();
+        // Built before the bounds move into the stored iterator; it borrows
+        // only the buffer.
+        let buffered = self.writes.range(
+            lower.as_ref().map(Vec::as_slice),
+            upper.as_ref().map(Vec::as_slice),
+        );
         let stored = VisibleIter::new(
             SkipList::new(&self.inner.arenas),
             self.snapshot,
@@ -279,9 +265,7 @@ impl WriteTxn {
             upper,
         );
         WriteRange {
-            buffered: Ends::new(Box::new(
-                buffered.map(|(k, v)| (k.as_slice(), v.as_deref())),
-            )),
+            buffered: Ends::new(Box::new(buffered)),
             stored: Ends::new(Box::new(stored)),
         }
     }
@@ -296,8 +280,7 @@ impl WriteTxn {
             return Ok(self.snapshot);
         }
         let writes = std::mem::take(&mut self.writes);
-        let iter = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-        self.inner.commit(iter)
+        self.inner.commit(writes.iter())
     }
 
     /// Discard the writes and give up the writer role.

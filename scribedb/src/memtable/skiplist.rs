@@ -225,12 +225,18 @@ impl<'a> Inserter<'a> {
         // Find, per level, the last node before (key, ts), starting each level
         // from whichever is further: the node we came down with, or the
         // remembered predecessor of the previous insertion.
+        let prefix = key_prefix(key);
         let mut x = self.list.node(HEAD)?;
         let mut x_ptr = HEAD;
+        let mut rejected = 0;
         let mut preds = [HEAD; MAX_HEIGHT];
+        // The previous insertion's predecessors repeat over runs of levels:
+        // each distinct one needs checking once.
+        let mut checked = HEAD;
         for level in (0..MAX_HEIGHT).rev() {
             let hint = self.prev[level];
-            if hint != HEAD && hint != x_ptr {
+            if hint != HEAD && hint != x_ptr && hint != checked {
+                checked = hint;
                 let h = self.list.node(hint)?;
                 let ahead = x_ptr == HEAD || cmp_entry(&h, x.key(), x.ts) == Ordering::Greater;
                 if ahead && cmp_entry(&h, key, ts) == Ordering::Less {
@@ -238,14 +244,17 @@ impl<'a> Inserter<'a> {
                     x_ptr = hint;
                 }
             }
+            // As in a search: the successor's prefix rejects most nodes that
+            // end a level without touching them.
             let mut moves = 0;
             loop {
-                let next = x.next(level);
-                if next == 0 {
+                let (next, next_prefix) = x.next_with_prefix(level);
+                if next == 0 || next == rejected || next_prefix > prefix {
                     break;
                 }
                 let n = self.list.node(next)?;
                 if cmp_entry(&n, key, ts) != Ordering::Less {
+                    rejected = next;
                     break;
                 }
                 moves += 1;
@@ -257,7 +266,6 @@ impl<'a> Inserter<'a> {
             }
             preds[level] = x_ptr;
         }
-        let prefix = key_prefix(key);
         let height = self.random_height();
         let count = self.arena_count.load(atomic::Ordering::Acquire) as usize;
         let (ptr, new_count) = self.arenas.append(count, height, kind, ts, key, value)?;
