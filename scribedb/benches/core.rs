@@ -418,6 +418,27 @@ fn main() -> BenchResult {
         2,
         "x",
     );
+    // The disk's speed drifts between the runs above; alternating one raw
+    // in-place sync and one commit compares them at the same moments.
+    let (raw, ours) = interleaved_commits(&db, tmp.path(), &mut rng, plan.commits.min(1000))?;
+    row(
+        "interleaved: raw in-place sync median",
+        micros(raw.median()),
+        1,
+        "µs",
+    );
+    row(
+        "interleaved: scribedb commit median",
+        micros(ours.median()),
+        1,
+        "µs",
+    );
+    row(
+        "interleaved: raw sync median / commit median",
+        raw.median().as_secs_f64() / ours.median().as_secs_f64().max(1e-12),
+        2,
+        "x",
+    );
 
     // 7. Group commit.
     section(&format!(
@@ -534,6 +555,43 @@ fn main() -> BenchResult {
 /// Raw `fdatasync` rates of the disk holding `dir`, in operations per
 /// second: (a) appending 4 KiB to a growing file, (b) overwriting 4 KiB
 /// blocks in place in a file whose blocks were written with zeros first.
+/// `ops` rounds of: overwrite 4 KiB in place in a preallocated file and
+/// fdatasync it, then commit one key. Returns both latency sets.
+fn interleaved_commits(
+    db: &Database,
+    dir: &Path,
+    rng: &mut StdRng,
+    ops: usize,
+) -> BenchResult<(Latencies, Latencies)> {
+    let path = dir.join("raw-interleaved");
+    let f = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    f.write_all_at(&vec![0u8; ops.max(1) * SYNC_BLOCK], 0)?;
+    f.sync_all()?;
+    let mut block = vec![0u8; SYNC_BLOCK];
+    rng.fill_bytes(&mut block);
+    let (mut raw, mut ours) = (Vec::with_capacity(ops), Vec::with_capacity(ops));
+    for i in 0..ops {
+        let start = Instant::now();
+        f.write_all_at(&block, (i * SYNC_BLOCK) as u64)?;
+        f.sync_data()?;
+        raw.push(start.elapsed());
+        let (k, v) = (random_key(rng), random_value(rng));
+        let start = Instant::now();
+        let mut w = db.begin_write()?;
+        w.put(k, v)?;
+        w.commit()?;
+        ours.push(start.elapsed());
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok((Latencies::new(raw), Latencies::new(ours)))
+}
+
 fn raw_sync_rates(dir: &Path, plan: &Plan, rng: &mut StdRng) -> BenchResult<(f64, f64)> {
     let mut block = vec![0u8; SYNC_BLOCK];
     rng.fill_bytes(&mut block);
