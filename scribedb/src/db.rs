@@ -169,10 +169,14 @@ pub struct Stats {
     pub committed_ts: u64,
     /// Number of times the version store was rebuilt or repaired.
     pub epoch: u64,
-    /// Reader slots in use.
+    /// Reader slots in use (live, or dead and not yet reclaimed).
     pub readers: usize,
+    /// Reader slots in all.
+    pub max_readers: usize,
     /// Database handles open (all processes).
     pub processes: usize,
+    /// Process slots in all: handles that may be open at once.
+    pub max_processes: usize,
     /// Who holds the writer role, if anyone.
     pub writer: Option<WriterInfo>,
     /// Oldest snapshot any live reader holds (or the committed timestamp).
@@ -377,7 +381,9 @@ impl Database {
             committed_ts: hdr(OFF_COMMITTED_TS),
             epoch: hdr(OFF_EPOCH),
             readers: inner.coord.reader_slots().len(),
+            max_readers: inner.coord.max_readers(),
             processes: inner.coord.attached_processes().len() + 1,
+            max_processes: inner.coord.max_procs(),
             writer: inner.writer_info(),
             oldest_snapshot: self.oldest_snapshot(),
         })

@@ -152,3 +152,17 @@ fn open_without_create_refuses_what_is_not_a_database() {
     Database::open(&missing).unwrap();
     opts().open(&missing).unwrap();
 }
+
+#[test]
+fn stats_report_slot_capacity_and_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder()
+        .max_readers(50)
+        .open(dir.path())
+        .unwrap();
+    let r = db.begin_read().unwrap();
+    let s = db.stats().unwrap();
+    assert_eq!((s.readers, s.max_readers), (1, 50));
+    assert_eq!((s.processes, s.max_processes), (1, 256));
+    drop(r);
+}

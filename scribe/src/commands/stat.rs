@@ -25,8 +25,10 @@ struct Report {
     committed_at: Option<String>,
     epoch: u64,
     readers: usize,
+    max_readers: usize,
     /// Open database handles, this command's included.
     processes: usize,
+    max_processes: usize,
     writer: Option<Writer>,
     oldest_snapshot: u64,
     oldest_snapshot_at: Option<String>,
@@ -59,7 +61,9 @@ pub fn run(db: &Database, json: bool) -> Result<()> {
         committed_at: ts_time(stats.committed_ts),
         epoch: stats.epoch,
         readers: stats.readers,
+        max_readers: stats.max_readers,
         processes: stats.processes,
+        max_processes: stats.max_processes,
         writer: stats.writer.map(|w| Writer {
             pid: w.pid,
             since_ms: w.since_ms,
@@ -117,8 +121,14 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         ),
         ("committed", at(r.committed_ts, &r.committed_at)),
         ("epoch", r.epoch.to_string()),
-        ("readers", r.readers.to_string()),
-        ("processes", format!("{} (this one included)", r.processes)),
+        (
+            "readers",
+            format!("{} of {} slots", r.readers, r.max_readers),
+        ),
+        (
+            "processes",
+            format!("{} of {} (this one included)", r.processes, r.max_processes),
+        ),
         ("writer", writer),
         ("gc horizon", at(r.oldest_snapshot, &r.oldest_snapshot_at)),
     ];

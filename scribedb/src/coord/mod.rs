@@ -152,6 +152,10 @@ impl Coord {
         self.max_readers
     }
 
+    pub fn max_procs(&self) -> usize {
+        self.max_procs
+    }
+
     fn atomic(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
         // SAFETY: the offset is in bounds and 8-byte aligned (the mapping is
