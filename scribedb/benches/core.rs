@@ -564,14 +564,7 @@ fn interleaved_commits(
     ops: usize,
 ) -> BenchResult<(Latencies, Latencies)> {
     let path = dir.join("raw-interleaved");
-    let f = File::options()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    f.write_all_at(&vec![0u8; ops.max(1) * SYNC_BLOCK], 0)?;
-    f.sync_all()?;
+    let f = zero_filled(&path, ops * SYNC_BLOCK)?;
     let mut block = vec![0u8; SYNC_BLOCK];
     rng.fill_bytes(&mut block);
     let (mut raw, mut ours) = (Vec::with_capacity(ops), Vec::with_capacity(ops));
@@ -592,6 +585,35 @@ fn interleaved_commits(
     Ok((Latencies::new(raw), Latencies::new(ours)))
 }
 
+/// A new file of `len` zero bytes, written and synced: overwriting it in
+/// place needs no block allocation.
+fn zero_filled(path: &Path, len: usize) -> BenchResult<File> {
+    let f = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < len {
+        let chunk = (len - pos).min(zeros.len());
+        f.write_all_at(&zeros[..chunk], pos as u64)?;
+        pos += chunk;
+    }
+    f.sync_all()?;
+    Ok(f)
+}
+
+/// Print the median and rate rows of a raw sync run; returns the rate.
+fn sync_rows(label: &str, lat: &Latencies, wall: Duration, plan: &Plan) -> f64 {
+    let rate = per_sec(lat.len(), wall);
+    row(&format!("{label}: median"), micros(lat.median()), 1, "µs");
+    row(&format!("{label}: rate"), rate, 0, "ops/s");
+    capped_note(lat.len(), plan.sync_ops, plan.budget);
+    rate
+}
+
 fn raw_sync_rates(dir: &Path, plan: &Plan, rng: &mut StdRng) -> BenchResult<(f64, f64)> {
     let mut block = vec![0u8; SYNC_BLOCK];
     rng.fill_bytes(&mut block);
@@ -609,58 +631,23 @@ fn raw_sync_rates(dir: &Path, plan: &Plan, rng: &mut StdRng) -> BenchResult<(f64
         f.sync_data()?;
         Ok(())
     })?;
-    let append_rate = per_sec(lat.len(), wall);
-    row(
-        "raw (a) append 4 KiB + fdatasync: median",
-        micros(lat.median()),
-        1,
-        "µs",
-    );
-    row(
-        "raw (a) append 4 KiB + fdatasync: rate",
-        append_rate,
-        0,
-        "ops/s",
-    );
-    capped_note(lat.len(), ops, plan.budget);
+    let append_rate = sync_rows("raw (a) append 4 KiB + fdatasync", &lat, wall, plan);
     drop(f);
     std::fs::remove_file(&path)?;
 
     let path = dir.join("raw-overwrite");
-    let f = File::options()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    let zeros = vec![0u8; 1 << 20];
-    let len = (ops * SYNC_BLOCK) as u64;
-    let mut pos = 0u64;
-    while pos < len {
-        let chunk = (len - pos).min(zeros.len() as u64) as usize;
-        f.write_all_at(&zeros[..chunk], pos)?;
-        pos += chunk as u64;
-    }
-    f.sync_all()?;
+    let f = zero_filled(&path, ops * SYNC_BLOCK)?;
     let (lat, wall) = timed_ops(ops, plan.budget, |i| {
         f.write_all_at(&block, (i * SYNC_BLOCK) as u64)?;
         f.sync_data()?;
         Ok(())
     })?;
-    let overwrite_rate = per_sec(lat.len(), wall);
-    row(
-        "raw (b) overwrite 4 KiB in place + fdatasync: median",
-        micros(lat.median()),
-        1,
-        "µs",
+    let overwrite_rate = sync_rows(
+        "raw (b) overwrite 4 KiB in place + fdatasync",
+        &lat,
+        wall,
+        plan,
     );
-    row(
-        "raw (b) overwrite 4 KiB in place + fdatasync: rate",
-        overwrite_rate,
-        0,
-        "ops/s",
-    );
-    capped_note(lat.len(), ops, plan.budget);
     drop(f);
     std::fs::remove_file(&path)?;
     Ok((append_rate, overwrite_rate))
