@@ -709,7 +709,7 @@ impl Inner {
         let count = writes.len() as u64;
         let synced_mark = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
         let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
-        if start < FILE_HEADER as u64 || start > self.wal.file_len()? {
+        if start < FILE_HEADER as u64 || !self.wal.within(start)? {
             return Err(Error::corrupted(
                 self.coord.path(),
                 OFF_WAL_END as u64,

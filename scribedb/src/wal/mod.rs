@@ -192,6 +192,13 @@ impl Wal {
         &self.path
     }
 
+    /// Whether `offset` lies within the file. Answered from the length last
+    /// seen (the file only grows) without a system call when it can be.
+    pub fn within(&self, offset: u64) -> Result<bool> {
+        let allocated = *self.allocated.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(offset <= allocated || offset <= self.file_len()?)
+    }
+
     /// Current length of the file on disk.
     pub fn file_len(&self) -> Result<u64> {
         Ok(self
