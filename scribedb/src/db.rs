@@ -414,6 +414,13 @@ impl Drop for Inner {
     }
 }
 
+/// A seed for a new generation's key index hash, different in every
+/// generation and unknown in advance.
+fn index_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+}
+
 /// Run while the open lock is held exclusively: reuse the version store
 /// when it is known good, otherwise rebuild it from the WAL.
 fn recover_alone(
@@ -447,11 +454,11 @@ fn recover_alone(
     let next_gen = generation + 1;
     let arenas = Arenas::new(dir, next_gen, opts.arena_size);
     let count = hdr(OFF_ARENA_COUNT);
-    count.store(0, Ordering::Release);
-    count.store(SkipList::init(&arenas)? as u64, Ordering::Release);
+    SkipList::init(&arenas, count, index_seed())?;
     let mut versions = 0u64;
     let report = wal.recover(opts.repair, |ts, writes| {
-        let mut ins = Inserter::new(&arenas, count, ts);
+        let mut ins = Inserter::new(&arenas, count, ts)?;
+        ins.reserve(writes.len())?;
         for w in &writes {
             ins.insert(w.key, ts, w.kind, w.value)?;
         }
@@ -647,13 +654,11 @@ impl Inner {
                 header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
             let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
             let writes = decode_payload(payload).map_err(corrupt)?;
-            let list = SkipList::new(&self.arenas);
-            let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts);
+            let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts)?;
+            ins.reserve(writes.len())?;
             let mut added = 0;
             for w in &writes {
-                if !list.contains(w.key, ts)? {
-                    ins.insert(w.key, ts, w.kind, w.value)?;
-                }
+                ins.insert_if_missing(w.key, ts, w.kind, w.value)?;
                 added += 1;
             }
             // Every version of the commit is in the list now; count from
@@ -734,7 +739,17 @@ impl Inner {
         };
         hdr(OFF_WAL_END).store(end, Ordering::Release);
 
-        let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts);
+        let inserted = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
+            ins.reserve(writes.len())?;
+            Ok(ins)
+        });
+        let mut ins = match inserted {
+            Ok(ins) => ins,
+            Err(e) => {
+                self.set_poison(format!("preparing to insert a commit failed: {e}"));
+                return Err(e);
+            }
+        };
         for (k, v) in writes {
             let (kind, value) = match v {
                 Some(v) => (Kind::Put, v),

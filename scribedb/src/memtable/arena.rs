@@ -29,7 +29,10 @@ use memmap2::MmapMut;
 use crate::error::{Error, IoContext, Result};
 
 pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
-pub const ARENA_VERSION: u64 = 1;
+/// Version 2 added the key index (`H_KEY_INDEX`); version 1 arenas are
+/// still read, without the index.
+pub const ARENA_VERSION: u64 = 2;
+const OLDEST_ARENA_VERSION: u64 = 1;
 pub const ARENA_HEADER: usize = 64;
 const H_MAGIC: usize = 0;
 const H_VERSION: usize = H_MAGIC + 8;
@@ -40,11 +43,15 @@ const H_USED: usize = H_SIZE + 8;
 /// Bytes from the start backed by allocated blocks: the mapping is written
 /// only below this, so a full disk is an error at allocation, not a SIGBUS.
 const H_ALLOCATED: usize = H_USED + 8;
+/// In arena 0 only: pointer to the current key index table (0: none).
+const H_KEY_INDEX: usize = H_ALLOCATED + 8;
 /// Granularity of block allocation.
 const ALLOC_CHUNK: usize = 8 << 20;
 
 /// Most arenas one generation may chain.
 pub const MAX_ARENAS: usize = 4096;
+/// Largest arena: the key index packs offsets into 36 bits.
+pub const MAX_ARENA_SIZE: usize = 1 << 36;
 const OFFSET_BITS: u32 = 48;
 
 // Node layout.
@@ -78,7 +85,7 @@ pub const fn make_ptr(index: usize, offset: usize) -> u64 {
     ((index as u64) << OFFSET_BITS) | offset as u64
 }
 
-fn split_ptr(ptr: u64) -> (usize, usize) {
+pub fn split_ptr(ptr: u64) -> (usize, usize) {
     (
         (ptr >> OFFSET_BITS) as usize,
         (ptr & ((1 << OFFSET_BITS) - 1)) as usize,
@@ -139,7 +146,7 @@ impl Arena {
                 kind: "arena",
             });
         }
-        if arena.get_u64(H_VERSION) != ARENA_VERSION {
+        if !(OLDEST_ARENA_VERSION..=ARENA_VERSION).contains(&arena.get_u64(H_VERSION)) {
             return Err(corrupt("unknown arena version"));
         }
         if arena.get_u64(H_GENERATION) != generation || arena.get_u64(H_INDEX) != index as u64 {
@@ -169,7 +176,7 @@ impl Arena {
         })
     }
 
-    fn atomic(&self, offset: usize) -> &AtomicU64 {
+    pub fn atomic(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset.checked_add(8).is_some_and(|e| e <= self.map.len()));
         // SAFETY: in bounds and 8-byte aligned (the mapping is page aligned);
         // lives as long as `self`; these words are only accessed atomically.
@@ -203,6 +210,23 @@ impl Arena {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Zero `len` bytes at `offset`, in space returned by
+    /// [`Arenas::alloc`] and not yet published (writer only).
+    pub fn zero_unpublished(&self, offset: usize, len: usize) {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(ZEROS.len());
+            self.put_bytes(at, &ZEROS[..n]);
+            at += n;
+        }
+    }
+
+    /// A corruption error pointing into this arena.
+    pub fn corrupted(&self, offset: usize, what: String) -> Error {
+        Error::corrupted(&self.path, offset as u64, what)
     }
 
     /// Make sure blocks back the first `end` bytes (writer only).
@@ -250,6 +274,7 @@ impl Arena {
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
     arena: &'a Arena,
+    index: usize,
     offset: usize,
     height: usize,
     key_len: usize,
@@ -259,6 +284,11 @@ pub struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
+    /// The pointer that names this node.
+    pub fn ptr(&self) -> u64 {
+        make_ptr(self.index, self.offset)
+    }
+
     fn tower_offset(&self, level: usize) -> usize {
         self.offset + N_TOWER + TOWER_ENTRY * level
     }
@@ -336,6 +366,15 @@ impl Arenas {
         }
         let size = self.default_size.max(min_size + ARENA_HEADER);
         let size = (size + 4095) & !4095;
+        if size > MAX_ARENA_SIZE {
+            return Err(Error::io(
+                "growing the version store",
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!("an arena of {size} bytes is larger than {MAX_ARENA_SIZE}"),
+                ),
+            ));
+        }
         let arena = Arena::create(
             &arena_file(&self.dir, self.generation, index),
             self.generation,
@@ -401,6 +440,7 @@ impl Arenas {
         }
         Ok(Node {
             arena,
+            index,
             offset,
             height,
             key_len,
@@ -410,9 +450,50 @@ impl Arenas {
         })
     }
 
-    /// Append a node to arena `index` (creating the arena if needed) and
-    /// return its pointer; the node is not linked. `count` is the number of
-    /// arenas that exist; returns the new count too. Writer only.
+    /// The arena a pointer names and the offset in it (not checked
+    /// against the arena's length).
+    pub fn locate(&self, ptr: u64) -> Result<(&Arena, usize)> {
+        let (index, offset) = split_ptr(ptr);
+        Ok((self.get(index)?, offset))
+    }
+
+    /// The word of arena 0 that points to the current key index table.
+    pub fn key_index_root(&self) -> Result<&AtomicU64> {
+        Ok(self.get(0)?.atomic(H_KEY_INDEX))
+    }
+
+    /// Allocate `size` bytes aligned to `align` (a power of two, at least
+    /// 8) at the end of the last arena, or in a new arena if it does not
+    /// fit. `count` is the number of arenas that exist; returns the
+    /// pointer and the new count. The space is backed by blocks but its
+    /// content is unspecified: a writer that died may have left bytes
+    /// there. Writer only.
+    pub fn alloc(&self, count: usize, size: usize, align: usize) -> Result<(u64, usize)> {
+        debug_assert!(align.is_power_of_two() && align >= 8);
+        let (mut index, mut arena) = match count {
+            0 => (0, self.create(0, size + align)?),
+            n => (n - 1, self.get(n - 1)?),
+        };
+        let used = arena.used();
+        if used < ARENA_HEADER || used % 8 != 0 || used > arena.len() {
+            return Err(arena.corrupted(H_USED, format!("used = {used}")));
+        }
+        let mut offset = (used + align - 1) & !(align - 1);
+        if offset.checked_add(size).is_none_or(|end| end > arena.len()) {
+            index += 1;
+            arena = self.create(index, size + align)?;
+            offset = (arena.used() + align - 1) & !(align - 1);
+        }
+        arena.reserve(offset + size)?;
+        arena
+            .atomic(H_USED)
+            .store((offset + size) as u64, Ordering::Release);
+        Ok((make_ptr(index, offset), index + 1))
+    }
+
+    /// Append a node to the last arena (creating one if needed) and return
+    /// its pointer; the node is not linked. `count` is the number of arenas
+    /// that exist; returns the new count too. Writer only.
     pub fn append(
         &self,
         count: usize,
@@ -423,24 +504,8 @@ impl Arenas {
         value: &[u8],
     ) -> Result<(u64, usize)> {
         let size = node_size(height, key.len(), value.len());
-        let (mut index, mut arena) = match count {
-            0 => (0, self.create(0, size)?),
-            n => (n - 1, self.get(n - 1)?),
-        };
-        let mut offset = arena.used();
-        if offset < ARENA_HEADER || offset % 8 != 0 || offset > arena.len() {
-            return Err(Error::corrupted(
-                &arena.path,
-                H_USED as u64,
-                format!("used = {offset}"),
-            ));
-        }
-        if offset.checked_add(size).is_none_or(|end| end > arena.len()) {
-            index += 1;
-            arena = self.create(index, size)?;
-            offset = arena.used();
-        }
-        arena.reserve(offset + size)?;
+        let (ptr, count) = self.alloc(count, size, 8)?;
+        let (arena, offset) = self.locate(ptr)?;
         let mut head = [0u8; N_TOWER];
         head[N_KEY_LEN..N_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
         head[N_HEIGHT] = height as u8;
@@ -452,10 +517,7 @@ impl Arenas {
         arena.put_bytes(offset + N_TOWER, &[0u8; TOWER_ENTRY * MAX_HEIGHT][..tower]);
         arena.put_bytes(offset + N_TOWER + tower, key);
         arena.put_bytes(offset + N_TOWER + tower + key.len(), value);
-        arena
-            .atomic(H_USED)
-            .store((offset + size) as u64, Ordering::Release);
-        Ok((make_ptr(index, offset), index + 1))
+        Ok((ptr, count))
     }
 
     /// Bytes used across the first `count` arenas, and their total size.

@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
 
 use super::arena::{key_prefix, make_ptr, Arenas, Kind, Node, ARENA_HEADER, MAX_HEIGHT};
+use super::key_index::{KeyIndex, Probe, MAX_WALK};
 use crate::error::Result;
 
 /// The head node: first node of arena 0, full height, empty key.
@@ -48,11 +49,14 @@ impl<'a> SkipList<'a> {
         SkipList { arenas }
     }
 
-    /// Create the head node in a fresh generation; returns the arena count.
-    pub fn init(arenas: &Arenas) -> Result<usize> {
+    /// Create the head node and the key index in a fresh generation and
+    /// store the arena count; `seed` seeds the key index's hash.
+    pub fn init(arenas: &Arenas, arena_count: &AtomicU64, seed: u64) -> Result<()> {
+        arena_count.store(0, atomic::Ordering::Release);
         let (ptr, count) = arenas.append(0, MAX_HEIGHT, Kind::Put, 0, &[], &[])?;
         debug_assert_eq!(ptr, HEAD);
-        Ok(count)
+        arena_count.store(count as u64, atomic::Ordering::Release);
+        KeyIndex::init(arenas, arena_count, seed)
     }
 
     pub fn node(&self, ptr: u64) -> Result<Node<'a>> {
@@ -148,14 +152,39 @@ impl<'a> SkipList<'a> {
 
     /// The version of `key` visible at `snapshot` (a put or a delete).
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Node<'a>>> {
+        if let Some(index) = KeyIndex::open(self.arenas)? {
+            match index.newest(self.arenas, key)? {
+                Some(Probe::Absent) => return Ok(None),
+                Some(Probe::Newest(newest)) => {
+                    if let Some(found) = self.walk_to_visible(newest, snapshot)? {
+                        return Ok(found);
+                    }
+                }
+                None => {}
+            }
+        }
         Ok(self.seek_ge(key, snapshot)?.filter(|n| n.key() == key))
     }
 
-    /// Whether version `(key, ts)` is in the list.
-    pub fn contains(&self, key: &[u8], ts: u64) -> Result<bool> {
-        Ok(self
-            .seek_ge(key, ts)?
-            .is_some_and(|n| n.key() == key && n.ts == ts))
+    /// From the newest version of a key, the version visible at
+    /// `snapshot` (`Some(None)`: there is none). `None` after
+    /// [`MAX_WALK`] newer versions: a search skips them faster.
+    fn walk_to_visible(&self, newest: Node<'a>, snapshot: u64) -> Result<Option<Option<Node<'a>>>> {
+        let key = newest.key();
+        let mut n = newest;
+        for _ in 0..MAX_WALK {
+            if n.ts <= snapshot {
+                return Ok(Some(Some(n)));
+            }
+            match self.next(&n)? {
+                Some(older) if older.key() == key => {
+                    check_forward(&n, &older)?;
+                    n = older;
+                }
+                _ => return Ok(Some(None)),
+            }
+        }
+        Ok(None)
     }
 
     /// Among nodes reaching `min_level`, the last whose key is `< key`, or
@@ -192,17 +221,52 @@ pub struct Inserter<'a> {
     rng: u64,
     /// The previous insertion (0 before the first).
     last: u64,
+    /// The key index, kept pointing at each key's newest version (`None`
+    /// in arenas of the first format, which have none).
+    index: Option<KeyIndex<'a>>,
 }
 
 impl<'a> Inserter<'a> {
-    pub fn new(arenas: &'a Arenas, arena_count: &'a AtomicU64, seed: u64) -> Self {
-        Inserter {
+    pub fn new(arenas: &'a Arenas, arena_count: &'a AtomicU64, seed: u64) -> Result<Self> {
+        Ok(Inserter {
             list: SkipList::new(arenas),
             arenas,
             prev: [HEAD; MAX_HEIGHT],
             arena_count,
             rng: seed | 1,
             last: 0,
+            index: KeyIndex::open(arenas)?,
+        })
+    }
+
+    /// Prepare for `additional` insertions: the key index grows once now
+    /// instead of step by step.
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
+        match &mut self.index {
+            Some(index) => index.reserve(self.arenas, self.arena_count, additional as u64),
+            None => Ok(()),
+        }
+    }
+
+    /// Insert version `(key, ts)` unless the list already holds it (a
+    /// dead writer's commit being finished); either way the key index
+    /// names it afterwards.
+    pub fn insert_if_missing(
+        &mut self,
+        key: &[u8],
+        ts: u64,
+        kind: Kind,
+        value: &[u8],
+    ) -> Result<()> {
+        match self.list.seek_ge(key, ts)? {
+            Some(n) if n.key() == key && n.ts == ts => {
+                let ptr = n.ptr();
+                match &mut self.index {
+                    Some(index) => index.upsert(self.arenas, self.arena_count, key, ts, ptr),
+                    None => Ok(()),
+                }
+            }
+            _ => self.insert(key, ts, kind, value),
         }
     }
 
@@ -285,6 +349,10 @@ impl<'a> Inserter<'a> {
         preds[..height].fill(ptr);
         self.prev = preds;
         self.last = ptr;
-        Ok(())
+        // Linked at level 0: the index may name it now.
+        match &mut self.index {
+            Some(index) => index.upsert(self.arenas, self.arena_count, key, ts, ptr),
+            None => Ok(()),
+        }
     }
 }
