@@ -2,6 +2,7 @@
 //! while the index grows, names newer versions, or is missing or damaged.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 
 use scribedb::{Database, Durability, Error};
@@ -55,6 +56,17 @@ fn every_snapshot_reads_its_own_version_of_a_hot_key() {
             expected,
             "version {v}"
         );
+        // Scans that start at the key begin at its newest version too.
+        let first = r.range(&b"hot"[..]..).next().unwrap().unwrap();
+        match &expected {
+            Some(value) => assert_eq!(first, (&b"hot"[..], &value[..])),
+            None => assert_eq!(first, (&b"other0"[..], &b"x"[..])),
+        }
+        let after = (Bound::Excluded(&b"hot"[..]), Bound::Unbounded);
+        let first = r.range::<&[u8], _>(after).next().unwrap().unwrap();
+        assert_eq!(first.0, b"other0");
+        let last = r.range(..=&b"hot"[..]).next_back().map(|kv| kv.unwrap().0);
+        assert_eq!(last, expected.as_ref().map(|_| &b"hot"[..]));
         assert_eq!(r.get(format!("other{v}")).unwrap(), Some(&b"x"[..]));
         assert_eq!(r.get(format!("other{}", v + 1)).unwrap(), None);
     }

@@ -95,9 +95,9 @@ impl<'a> VisibleIter<'a> {
         let mut cur = match self.front.take() {
             Some(cur) => cur,
             None => match &self.lower {
-                Bound::Included(l) => self.list.seek_ge(l, u64::MAX)?,
+                Bound::Included(l) => self.list.seek_key(l)?,
                 Bound::Excluded(l) => {
-                    let mut n = self.list.seek_ge(l, u64::MAX)?;
+                    let mut n = self.list.seek_key(l)?;
                     while let Some(node) = n.filter(|n| n.key() == l.as_slice()) {
                         n = self.list.next(&node)?;
                     }
@@ -181,7 +181,7 @@ impl<'a> VisibleIter<'a> {
         let anchor = self.list.last_below_at(BACK_BATCH_LEVEL, end, inclusive)?;
         // Start at the newest version of the anchor's key.
         let mut cur = match &anchor {
-            Some(a) => self.list.seek_ge(a.key(), u64::MAX)?,
+            Some(a) => self.list.seek_key(a.key())?,
             None => self.list.first()?,
         };
         let start = cur.map(|n| n.key());

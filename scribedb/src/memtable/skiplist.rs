@@ -150,6 +150,22 @@ impl<'a> SkipList<'a> {
         Ok(cur)
     }
 
+    /// The first node whose key is at or after `key`: the newest version of
+    /// `key` when it has one (found through the key index, so a scan that
+    /// starts at an existing key costs a probe instead of a search).
+    ///
+    /// A version linked after the index named the newest one may precede
+    /// the returned node; it belongs to a commit not yet published when the
+    /// caller took its snapshot, so the caller never needs it.
+    pub fn seek_key(&self, key: &[u8]) -> Result<Option<Node<'a>>> {
+        if let Some(index) = KeyIndex::open(self.arenas)? {
+            if let Some(Probe::Newest(newest)) = index.newest(self.arenas, key)? {
+                return Ok(Some(newest));
+            }
+        }
+        self.seek_ge(key, u64::MAX)
+    }
+
     /// The version of `key` visible at `snapshot` (a put or a delete).
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Node<'a>>> {
         if let Some(index) = KeyIndex::open(self.arenas)? {
