@@ -10,9 +10,12 @@ use crate::coord::layout::*;
 use crate::coord::{self, Attach, Coord};
 use crate::error::{Error, IoContext, Result};
 use crate::hlc;
-use crate::memtable::{Arenas, Inserter, Kind, SkipList};
+use crate::memtable::{Arenas, Inserter, Kind, SkipList, StoredValue};
 use crate::txn::{ReadTxn, WriteTxn};
-use crate::wal::format::{decode_payload, parse_header, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER};
+use crate::wal::format::{
+    decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
+};
+use crate::wal::view::LogView;
 use crate::wal::{RecoveryReport, Wal};
 
 /// Longest key accepted, in bytes.
@@ -240,16 +243,17 @@ impl Database {
         let (coord, attach) =
             Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
         let wal = Wal::open(&dir.join(WAL_FILE))?;
+        let log = Arc::new(LogView::open(&dir.join(WAL_FILE))?);
         let (arenas, report) = match attach {
             Attach::Alone => {
-                let r = recover_alone(dir, &coord, &wal, &opts);
+                let r = recover_alone(dir, &coord, &wal, &log, &opts);
                 coord.share()?;
                 r?
             }
             Attach::Shared => {
                 let generation = coord.hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
                 (
-                    Arenas::new(dir, generation, opts.arena_size),
+                    Arenas::new(dir, generation, opts.arena_size, log),
                     RecoveryReport::default(),
                 )
             }
@@ -427,6 +431,7 @@ fn recover_alone(
     dir: &Path,
     coord: &Coord,
     wal: &Wal,
+    log: &Arc<LogView>,
     opts: &Builder,
 ) -> Result<(Arenas, RecoveryReport)> {
     let hdr = |off| coord.hdr(off);
@@ -441,7 +446,7 @@ fn recover_alone(
     if reusable {
         // Same boot: the mapped files hold exactly what the last process
         // left, and an unfinished commit is completed by the next writer.
-        let arenas = Arenas::new(dir, generation, opts.arena_size);
+        let arenas = Arenas::new(dir, generation, opts.arena_size, log.clone());
         if arenas.get(0).is_ok() {
             hdr(OFF_WRITER_PID).store(0, Ordering::Release);
             return Ok((arenas, RecoveryReport::default()));
@@ -452,15 +457,16 @@ fn recover_alone(
     // generation's arena count.
     hdr(OFF_BOOT_ID).store(0, Ordering::SeqCst);
     let next_gen = generation + 1;
-    let arenas = Arenas::new(dir, next_gen, opts.arena_size);
+    let arenas = Arenas::new(dir, next_gen, opts.arena_size, log.clone());
     let count = hdr(OFF_ARENA_COUNT);
     SkipList::init(&arenas, count, index_seed())?;
     let mut versions = 0u64;
-    let report = wal.recover(opts.repair, |ts, writes| {
+    let report = wal.recover(opts.repair, |ts, payload_at, writes| {
         let mut ins = Inserter::new(&arenas, count, ts)?;
         ins.reserve(writes.len())?;
         for w in &writes {
-            ins.insert(w.key, ts, w.kind, w.value)?;
+            let value = StoredValue::choose(w.value, payload_at + w.value_at);
+            ins.insert(w.key, ts, w.kind, value)?;
         }
         versions += writes.len() as u64;
         Ok(())
@@ -658,7 +664,9 @@ impl Inner {
             ins.reserve(writes.len())?;
             let mut added = 0;
             for w in &writes {
-                ins.insert_if_missing(w.key, ts, w.kind, w.value)?;
+                let payload_at = start + RECORD_HEADER as u64;
+                let value = StoredValue::choose(w.value, payload_at + w.value_at);
+                ins.insert_if_missing(w.key, ts, w.kind, value)?;
                 added += 1;
             }
             // Every version of the commit is in the list now; count from
@@ -750,10 +758,15 @@ impl Inner {
                 return Err(e);
             }
         };
+        // Values long enough live only in the log: where the record puts
+        // each one follows from the writes, as the append laid them out.
+        let payload_at = start + RECORD_HEADER as u64;
+        let mut offsets = ValueOffsets::new();
         for (k, v) in writes {
+            let value_at = payload_at + offsets.next(k.len(), v.map(<[u8]>::len));
             let (kind, value) = match v {
-                Some(v) => (Kind::Put, v),
-                None => (Kind::Delete, &[][..]),
+                Some(v) => (Kind::Put, StoredValue::choose(v, value_at)),
+                None => (Kind::Delete, StoredValue::Inline(&[])),
             };
             if let Err(e) = ins.insert(k, ts, kind, value) {
                 // The record is in the WAL: the next writer (or a reopen)

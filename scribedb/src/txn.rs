@@ -107,7 +107,9 @@ impl ReadTxn {
         let key = key.as_ref();
         check_key(key)?;
         let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
-        Ok(node.filter(|n| n.kind == Kind::Put).map(|n| n.value()))
+        node.filter(|n| n.kind == Kind::Put)
+            .map(|n| n.value())
+            .transpose()
     }
 
     /// Keys within `range`, in order (reverse with `.rev()`).
@@ -231,7 +233,9 @@ impl WriteTxn {
             return Ok(v);
         }
         let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
-        Ok(node.filter(|n| n.kind == Kind::Put).map(|n| n.value()))
+        node.filter(|n| n.kind == Kind::Put)
+            .map(|n| n.value())
+            .transpose()
     }
 
     /// Keys within `range`, including this transaction's own writes.

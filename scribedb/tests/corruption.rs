@@ -154,3 +154,47 @@ fn reader_liveness_follows_the_kernel_lock_not_the_pid() {
     assert_eq!(a.reclaim_dead_readers(), 1);
     assert!(a.readers().is_empty());
 }
+
+#[test]
+fn a_damaged_reference_to_a_value_in_the_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = b"needle-key-for-a-log-value";
+    {
+        let db = Database::builder()
+            .durability(Durability::None)
+            .open(dir.path())
+            .unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.put(key, [7u8; 100]).unwrap();
+        w.put(b"small", b"inline").unwrap();
+        w.commit().unwrap();
+        db.sync().unwrap();
+    }
+    // The node holds the key, then the value's log offset (u64).
+    let f = arena0(dir.path());
+    let mut bytes = vec![0u8; 1 << 20];
+    let n = f.read_at(&mut bytes, 0).unwrap();
+    let at = bytes[..n]
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the key is in arena 0") as u64
+        + key.len() as u64;
+    let offset = u64_at(&f, at);
+    assert!(offset > 64, "a log offset: {offset}");
+    f.write_all_at(&(1u64 << 50).to_le_bytes(), at).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let r = db.begin_read().unwrap();
+    match r.get(key) {
+        Err(Error::Corrupted { what, .. }) => assert!(what.contains("value"), "{what}"),
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+    assert_eq!(r.get(b"small").unwrap(), Some(&b"inline"[..]));
+    drop(r);
+    drop(db);
+    // The log still holds the value: a rebuild restores the reference.
+    let db = Database::builder().repair(true).open(dir.path()).unwrap();
+    assert_eq!(
+        db.begin_read().unwrap().get(key).unwrap(),
+        Some(&[7u8; 100][..])
+    );
+}

@@ -10,8 +10,9 @@ use crate::Result;
 pub const SETTINGS: &str = "scribedb (this repository): `Durability::Immediate` (the default): \
     `commit` returns after fdatasync of the write-ahead log, and readers see a commit once it \
     is durable; otherwise default options. Every process opens the same directory. No \
-    compaction yet. Sizes hold every value twice (log and version store), the log's zeroed \
-    space ahead of its end (16 to 32 MiB) and arena space reserved 8 MiB at a time.";
+    compaction yet. Values of 64 bytes or more are stored once, in the log (the version store \
+    refers to them); sizes include the log's zeroed space ahead of its end (16 to 32 MiB) \
+    and arena space reserved 8 MiB at a time.";
 
 pub struct ScribeDb {
     db: Database,

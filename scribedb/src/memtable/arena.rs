@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 use memmap2::MmapMut;
 
 use crate::error::{Error, IoContext, Result};
+use crate::wal::view::{LogView, LOG_VALUE_MIN};
 
 pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
 /// Version 2 added the key index (`H_KEY_INDEX`); version 1 arenas are
@@ -58,12 +59,41 @@ const OFFSET_BITS: u32 = 48;
 const N_KEY_LEN: usize = 0; // u32
 const N_HEIGHT: usize = N_KEY_LEN + 4; // u8
 const N_KIND: usize = N_HEIGHT + 1; // u8
+const N_FLAGS: usize = N_KIND + 1; // u8
 const N_TS: usize = 8; // u64
 const N_VALUE_LEN: usize = N_TS + 8; // u64
 const N_TOWER: usize = N_VALUE_LEN + 8; // TOWER_ENTRY × height
 /// A tower entry: successor pointer, then the successor's key prefix.
 const TOWER_ENTRY: usize = 16;
 pub const MAX_HEIGHT: usize = 24;
+
+/// Node flag: the value lives in the log; the node's value bytes are the
+/// value's log offset (u64).
+const FLAG_VALUE_IN_LOG: u8 = 1;
+
+/// Where a node's value is kept.
+#[derive(Clone, Copy)]
+pub enum StoredValue<'v> {
+    /// In the node.
+    Inline(&'v [u8]),
+    /// In the log: `len` bytes at log offset `offset`.
+    InLog { offset: u64, len: u64 },
+}
+
+impl<'v> StoredValue<'v> {
+    /// `value`, which the log holds at `offset`: in the log if it is long
+    /// enough to be worth a reference, else inline.
+    pub fn choose(value: &'v [u8], offset: u64) -> Self {
+        if value.len() >= LOG_VALUE_MIN {
+            StoredValue::InLog {
+                offset,
+                len: value.len() as u64,
+            }
+        } else {
+            StoredValue::Inline(value)
+        }
+    }
+}
 
 /// What a version says about its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,11 +304,13 @@ impl Arena {
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
     arena: &'a Arena,
+    log: &'a LogView,
     index: usize,
     offset: usize,
     height: usize,
     key_len: usize,
     value_len: usize,
+    in_log: bool,
     pub ts: u64,
     pub kind: Kind,
 }
@@ -332,9 +364,14 @@ impl<'a> Node<'a> {
         &self.arena.map[start..start + self.key_len]
     }
 
-    pub fn value(&self) -> &'a [u8] {
+    /// The value: from the node, or through the log view.
+    pub fn value(&self) -> Result<&'a [u8]> {
         let start = self.tower_offset(self.height) + self.key_len;
-        &self.arena.map[start..start + self.value_len]
+        if self.in_log {
+            let offset = self.arena.get_u64(start);
+            return self.log.slice(offset, self.value_len as u64);
+        }
+        Ok(&self.arena.map[start..start + self.value_len])
     }
 }
 
@@ -344,15 +381,23 @@ pub struct Arenas {
     generation: u64,
     default_size: usize,
     maps: Box<[OnceLock<Arena>]>,
+    /// Where nodes whose values live in the log read them.
+    log: std::sync::Arc<LogView>,
 }
 
 impl Arenas {
-    pub fn new(dir: &Path, generation: u64, default_size: usize) -> Arenas {
+    pub fn new(
+        dir: &Path,
+        generation: u64,
+        default_size: usize,
+        log: std::sync::Arc<LogView>,
+    ) -> Arenas {
         Arenas {
             dir: dir.to_path_buf(),
             generation,
             default_size,
             maps: (0..MAX_ARENAS).map(|_| OnceLock::new()).collect(),
+            log,
         }
     }
 
@@ -426,12 +471,18 @@ impl Arenas {
             2 => Kind::Delete,
             _ => return Err(bad("has an unknown kind")),
         };
+        let in_log = match m[offset + N_FLAGS] {
+            0 => false,
+            FLAG_VALUE_IN_LOG => true,
+            _ => return Err(bad("has unknown flags")),
+        };
         let ts = arena.get_u64(offset + N_TS);
         let value_len = arena.get_u64(offset + N_VALUE_LEN);
         if height == 0 || height > MAX_HEIGHT {
             return Err(bad("has an invalid height"));
         }
-        let end = (value_len as usize)
+        let stored_len = if in_log { 8 } else { value_len };
+        let end = (stored_len as usize)
             .checked_add(key_len)
             .and_then(|n| n.checked_add(offset + N_TOWER + TOWER_ENTRY * height))
             .filter(|&end| end <= arena.len() && value_len <= usize::MAX as u64);
@@ -440,11 +491,13 @@ impl Arenas {
         }
         Ok(Node {
             arena,
+            log: &self.log,
             index,
             offset,
             height,
             key_len,
             value_len: value_len as usize,
+            in_log,
             ts,
             kind,
         })
@@ -501,22 +554,35 @@ impl Arenas {
         kind: Kind,
         ts: u64,
         key: &[u8],
-        value: &[u8],
+        value: StoredValue<'_>,
     ) -> Result<(u64, usize)> {
-        let size = node_size(height, key.len(), value.len());
+        let (flags, value_len, offset_bytes);
+        let stored: &[u8] = match value {
+            StoredValue::Inline(v) => {
+                (flags, value_len) = (0, v.len() as u64);
+                v
+            }
+            StoredValue::InLog { offset, len } => {
+                (flags, value_len) = (FLAG_VALUE_IN_LOG, len);
+                offset_bytes = offset.to_le_bytes();
+                &offset_bytes
+            }
+        };
+        let size = node_size(height, key.len(), stored.len());
         let (ptr, count) = self.alloc(count, size, 8)?;
         let (arena, offset) = self.locate(ptr)?;
         let mut head = [0u8; N_TOWER];
         head[N_KEY_LEN..N_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
         head[N_HEIGHT] = height as u8;
         head[N_KIND] = kind as u8;
+        head[N_FLAGS] = flags;
         head[N_TS..N_TS + 8].copy_from_slice(&ts.to_le_bytes());
-        head[N_VALUE_LEN..N_VALUE_LEN + 8].copy_from_slice(&(value.len() as u64).to_le_bytes());
+        head[N_VALUE_LEN..N_VALUE_LEN + 8].copy_from_slice(&value_len.to_le_bytes());
         arena.put_bytes(offset, &head);
         let tower = TOWER_ENTRY * height;
         arena.put_bytes(offset + N_TOWER, &[0u8; TOWER_ENTRY * MAX_HEIGHT][..tower]);
         arena.put_bytes(offset + N_TOWER + tower, key);
-        arena.put_bytes(offset + N_TOWER + tower + key.len(), value);
+        arena.put_bytes(offset + N_TOWER + tower + key.len(), stored);
         Ok((ptr, count))
     }
 

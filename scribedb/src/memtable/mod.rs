@@ -13,7 +13,7 @@ pub(crate) mod skiplist;
 use std::ops::Bound;
 
 use crate::error::Result;
-pub(crate) use arena::{Arenas, Kind, Node};
+pub(crate) use arena::{Arenas, Kind, Node, StoredValue};
 use skiplist::check_forward;
 pub(crate) use skiplist::{Inserter, SkipList};
 
@@ -116,7 +116,7 @@ impl<'a> VisibleIter<'a> {
             if let Some(v) = visible.filter(|v| v.kind == Kind::Put) {
                 self.front = Some(cur);
                 self.last_front = Some(key);
-                return Ok(Some((key, v.value())));
+                return Ok(Some((key, v.value()?)));
             }
         }
         self.front = Some(None);
@@ -203,7 +203,7 @@ impl<'a> VisibleIter<'a> {
             cur = after;
             let wanted = above_lower(key, &self.lower) && self.last_front.is_none_or(|f| key > f);
             if let Some(v) = visible.filter(|v| wanted && v.kind == Kind::Put) {
-                self.back_batch.push((key, v.value()));
+                self.back_batch.push((key, v.value()?));
             }
         }
         Ok(())

@@ -12,7 +12,9 @@
 use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
 
-use super::arena::{key_prefix, make_ptr, Arenas, Kind, Node, ARENA_HEADER, MAX_HEIGHT};
+use super::arena::{
+    key_prefix, make_ptr, Arenas, Kind, Node, StoredValue, ARENA_HEADER, MAX_HEIGHT,
+};
 use super::key_index::{KeyIndex, Probe, MAX_WALK};
 use crate::error::Result;
 
@@ -53,7 +55,8 @@ impl<'a> SkipList<'a> {
     /// store the arena count; `seed` seeds the key index's hash.
     pub fn init(arenas: &Arenas, arena_count: &AtomicU64, seed: u64) -> Result<()> {
         arena_count.store(0, atomic::Ordering::Release);
-        let (ptr, count) = arenas.append(0, MAX_HEIGHT, Kind::Put, 0, &[], &[])?;
+        let (ptr, count) =
+            arenas.append(0, MAX_HEIGHT, Kind::Put, 0, &[], StoredValue::Inline(&[]))?;
         debug_assert_eq!(ptr, HEAD);
         arena_count.store(count as u64, atomic::Ordering::Release);
         KeyIndex::init(arenas, arena_count, seed)
@@ -272,7 +275,7 @@ impl<'a> Inserter<'a> {
         key: &[u8],
         ts: u64,
         kind: Kind,
-        value: &[u8],
+        value: StoredValue<'_>,
     ) -> Result<()> {
         match self.list.seek_ge(key, ts)? {
             Some(n) if n.key() == key && n.ts == ts => {
@@ -298,7 +301,13 @@ impl<'a> Inserter<'a> {
 
     /// Insert version `(key, ts)`. Entries must come in strictly increasing
     /// entry order within one `Inserter`; otherwise the path is reset.
-    pub fn insert(&mut self, key: &[u8], ts: u64, kind: Kind, value: &[u8]) -> Result<()> {
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        ts: u64,
+        kind: Kind,
+        value: StoredValue<'_>,
+    ) -> Result<()> {
         if self.last != 0 && cmp_entry(&self.list.node(self.last)?, key, ts) != Ordering::Less {
             self.prev = [HEAD; MAX_HEIGHT];
         }

@@ -156,6 +156,30 @@ pub struct Write<'a> {
     pub kind: Kind,
     pub key: &'a [u8],
     pub value: &'a [u8],
+    /// Offset of the value within the payload.
+    pub value_at: u64,
+}
+
+/// Offsets within a payload of each write's value, in the order
+/// [`payload_pieces`] lays the writes out.
+pub struct ValueOffsets {
+    pos: u64,
+}
+
+impl ValueOffsets {
+    pub fn new() -> Self {
+        // After the count.
+        ValueOffsets { pos: 8 }
+    }
+
+    /// The value offset of the next write (`value_len` is `None` for a
+    /// delete).
+    pub fn next(&mut self, key_len: usize, value_len: Option<usize>) -> u64 {
+        let head = if value_len.is_some() { 13 } else { 5 };
+        let at = self.pos + head + key_len as u64;
+        self.pos = at + value_len.unwrap_or(0) as u64;
+        at
+    }
 }
 
 /// Decode a checksum-verified payload; `Err` names what is malformed.
@@ -189,8 +213,14 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
             Kind::Delete => 0,
         };
         let key = take(&mut pos, key_len)?;
+        let value_at = pos as u64;
         let value = take(&mut pos, value_len)?;
-        writes.push(Write { kind, key, value });
+        writes.push(Write {
+            kind,
+            key,
+            value,
+            value_at,
+        });
     }
     if pos != payload.len() {
         return Err("trailing bytes after the last write");
@@ -238,6 +268,14 @@ mod tests {
         );
         assert_eq!((w[1].kind, w[1].key), (Kind::Delete, &b"beta"[..]));
         assert_eq!((w[2].kind, w[2].value), (Kind::Put, &b""[..]));
+        // Value offsets computed from the writes match the decoded ones.
+        let mut offsets = ValueOffsets::new();
+        for w in &w {
+            let len = (w.kind == Kind::Put).then_some(w.value.len());
+            let at = offsets.next(w.key.len(), len);
+            assert_eq!(at, w.value_at);
+            assert_eq!(&payload[at as usize..][..w.value.len()], w.value);
+        }
     }
 
     #[test]

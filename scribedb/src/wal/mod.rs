@@ -12,6 +12,7 @@
 //! coordination header; both only grow.
 
 pub(crate) mod format;
+pub(crate) mod view;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -227,6 +228,15 @@ impl Wal {
         let (payload_len, crc) = payload_summary(count, writes.clone());
         let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
         let end = at + total;
+        if end > view::MAX_LOG_LEN {
+            return Err(Error::io(
+                format!("appending to {}", self.path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("the log would pass {} bytes", view::MAX_LOG_LEN),
+                ),
+            ));
+        }
         self.preallocate(end)?;
         let mut out = Chunked::new(self, at, total);
         out.put(&record_header(payload_len, ts, synced_mark, crc));
@@ -361,7 +371,8 @@ impl Wal {
     }
 
     /// Scan the log from the start, calling `apply` for each whole record in
-    /// order, and settle its tail:
+    /// order (with its timestamp and the log offset of its payload), and
+    /// settle its tail:
     /// * a torn last record (one no later durable record vouches for) is
     ///   cleared and reported;
     /// * damage that a later record proves was once durable is an error,
@@ -371,7 +382,7 @@ impl Wal {
     pub fn recover(
         &self,
         repair: bool,
-        mut apply: impl FnMut(u64, Vec<Write<'_>>) -> Result<()>,
+        mut apply: impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
     ) -> Result<RecoveryReport> {
         let len = self.file_len()?;
         // SAFETY: the file is not written by anyone while we hold the open
@@ -403,7 +414,7 @@ impl Wal {
             let Ok(writes) = decode_payload(payload) else {
                 break Some("malformed payload");
             };
-            apply(h.ts, writes)?;
+            apply(h.ts, pos + RECORD_HEADER as u64, writes)?;
             last_ts = h.ts;
             report.records += 1;
             pos += h.total_len();

@@ -1,0 +1,149 @@
+//! A read-only view of the log, through which readers in any process take
+//! the values the version store keeps only in the log.
+//!
+//! Values of [`LOG_VALUE_MIN`] bytes or more are not copied into the
+//! arenas: a node holds the log offset of the value inside its commit's
+//! record instead. The record is durable data that is never rewritten, so
+//! the value is stored once, and a commit writes it once.
+//!
+//! The file is mapped in windows of 1 GiB, each mapping reaching
+//! [`MAX_VALUE_LEN`] further, so that a value that starts in a window ends
+//! inside its mapping. A mapping may run past the end of the file; only
+//! bytes below the file length are ever touched: every slice is checked
+//! against the length last seen, refreshed from the file when a slice goes
+//! past it. The log only grows while handles are open (nothing truncates
+//! it), so a length once seen stays valid.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::db::MAX_VALUE_LEN;
+use crate::error::{Error, IoContext, Result};
+
+/// Values at least this long live only in the log.
+pub const LOG_VALUE_MIN: usize = 64;
+
+const WINDOW_SHIFT: u32 = 30;
+/// Bytes a window's mapping covers: its own gigabyte and the longest value
+/// that can start in it.
+const SPAN: u64 = (1 << WINDOW_SHIFT) + MAX_VALUE_LEN as u64;
+/// Windows a view can map: a log of up to 4 TiB.
+const MAX_WINDOWS: usize = 4096;
+/// The longest log whose values a view can read; appends stop there.
+pub const MAX_LOG_LEN: u64 = (MAX_WINDOWS as u64) << WINDOW_SHIFT;
+
+pub struct LogView {
+    file: File,
+    path: PathBuf,
+    /// File length last seen: bytes below it exist.
+    known_len: AtomicU64,
+    windows: Box<[OnceLock<Mmap>]>,
+}
+
+impl LogView {
+    pub fn open(path: &Path) -> Result<LogView> {
+        let file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        Ok(LogView {
+            file,
+            path: path.to_path_buf(),
+            known_len: AtomicU64::new(0),
+            windows: (0..MAX_WINDOWS).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// The `len` bytes at log offset `offset`.
+    pub fn slice(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        let bad = |what: &str| Error::corrupted(&self.path, offset, format!("value {what}"));
+        let end = offset
+            .checked_add(len)
+            .filter(|_| len <= MAX_VALUE_LEN as u64)
+            .ok_or_else(|| bad("reference is out of range"))?;
+        if end > self.known_len.load(Ordering::Acquire) {
+            let now = self
+                .file
+                .metadata()
+                .ctx(|| format!("reading the length of {}", self.path.display()))?
+                .len();
+            self.known_len.fetch_max(now, Ordering::AcqRel);
+            if end > now {
+                return Err(bad("reference runs past the end of the log"));
+            }
+        }
+        if len == 0 {
+            return Ok(&[]);
+        }
+        let window = (offset >> WINDOW_SHIFT) as usize;
+        let base = (window as u64) << WINDOW_SHIFT;
+        let map = self
+            .window(window)
+            .ok_or_else(|| bad("lies past the largest log"))??;
+        Ok(&map[(offset - base) as usize..(end - base) as usize])
+    }
+
+    fn window(&self, window: usize) -> Option<Result<&Mmap>> {
+        let slot = self.windows.get(window)?;
+        if let Some(map) = slot.get() {
+            return Some(Ok(map));
+        }
+        // SAFETY: a read-only shared mapping of the log. Bytes below the
+        // file length that a node refers to belong to whole commit records,
+        // which nothing ever rewrites; only bytes below the known length
+        // are read (checked in `slice`), and the log never shrinks while
+        // handles are open.
+        let map = unsafe {
+            MmapOptions::new()
+                .offset((window as u64) << WINDOW_SHIFT)
+                .len(SPAN as usize)
+                .map(&self.file)
+        };
+        match map.ctx(|| format!("mapping {}", self.path.display())) {
+            Ok(map) => {
+                let _ = slot.set(map);
+                Some(Ok(slot.get().expect("just set")))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn slices_are_checked_against_the_file_and_may_cross_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let file = File::create(&path).unwrap();
+        file.write_all_at(b"start", 0).unwrap();
+        let view = LogView::open(&path).unwrap();
+        assert_eq!(view.slice(0, 5).unwrap(), b"start");
+        assert_eq!(view.slice(5, 0).unwrap(), b"");
+        // Past the end: an error, never a touch of the mapping.
+        assert!(matches!(view.slice(3, 5), Err(Error::Corrupted { .. })));
+        assert!(matches!(
+            view.slice(u64::MAX - 2, 5),
+            Err(Error::Corrupted { .. })
+        ));
+        assert!(matches!(
+            view.slice(0, MAX_VALUE_LEN as u64 + 1),
+            Err(Error::Corrupted { .. })
+        ));
+        // The file grows (sparse): a value across the first window's end
+        // is read whole from the first window's mapping.
+        let boundary = 1u64 << WINDOW_SHIFT;
+        file.write_all_at(b"across the boundary", boundary - 6)
+            .unwrap();
+        assert_eq!(
+            view.slice(boundary - 6, 19).unwrap(),
+            b"across the boundary"
+        );
+        assert_eq!(view.slice(boundary + 4, 5).unwrap(), b" boun");
+        assert_eq!(view.slice(0, 5).unwrap(), b"start");
+    }
+}
