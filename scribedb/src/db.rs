@@ -662,9 +662,9 @@ impl Inner {
             let writes = decode_payload(payload).map_err(corrupt)?;
             let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts)?;
             ins.reserve(writes.len())?;
+            let payload_at = start + RECORD_HEADER as u64;
             let mut added = 0;
             for w in &writes {
-                let payload_at = start + RECORD_HEADER as u64;
                 let value = StoredValue::choose(w.value, payload_at + w.value_at);
                 ins.insert_if_missing(w.key, ts, w.kind, value)?;
                 added += 1;
@@ -683,17 +683,19 @@ impl Inner {
         Ok(())
     }
 
-    /// Commit a transaction's writes (sorted by key; `None` deletes).
+    /// Commit a transaction's writes (sorted by key; `None` deletes), whose
+    /// log payload is `payload_len` bytes long (see `format::payload_len`).
     /// Writer role held; released before waiting for durability, so the
     /// next writer can append while this commit's sync runs.
     pub fn commit<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        payload_len: u64,
     ) -> Result<u64> {
         let result = {
             // Released on every path, a panic included.
             let _role = WriterRoleGuard(self);
-            self.commit_locked(writes)
+            self.commit_locked(writes, payload_len)
         };
         let (ts, end) = result?;
         if self.durability == Durability::Immediate {
@@ -709,6 +711,7 @@ impl Inner {
     fn commit_locked<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        payload_len: u64,
     ) -> Result<(u64, u64)> {
         self.check_poison()?;
         let hdr = |off| self.coord.hdr(off);
@@ -735,7 +738,7 @@ impl Inner {
         hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
         let end = match self
             .wal
-            .append(start, ts, synced_mark, count, writes.clone())
+            .append(start, ts, synced_mark, count, payload_len, writes.clone())
         {
             Ok(end) => end,
             Err(e) => {

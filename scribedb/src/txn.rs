@@ -16,6 +16,7 @@ use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::hlc;
 use crate::memtable::{prefix_end, Kind, SkipList, VisibleIter};
+use crate::wal::format::payload_len;
 use crate::write_buffer::WriteBuffer;
 
 thread_local! {
@@ -284,7 +285,9 @@ impl WriteTxn {
             return Ok(self.snapshot);
         }
         let writes = std::mem::take(&mut self.writes);
-        self.inner.commit(writes.iter())
+        let (puts, deletes, key_bytes, value_bytes) = writes.totals();
+        let payload_len = payload_len(puts, deletes, key_bytes, value_bytes);
+        self.inner.commit(writes.iter(), payload_len)
     }
 
     /// Discard the writes and give up the writer role.

@@ -424,6 +424,23 @@ impl WriteBuffer {
         }
     }
 
+    /// Totals over the writes (one per distinct key): puts, deletes, key
+    /// bytes and value bytes. One pass in the order keys were first
+    /// written, which touches only the entries, sequentially.
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let (mut puts, mut deletes, mut key_bytes, mut value_bytes) = (0, 0, 0, 0);
+        for e in &self.log.entries {
+            key_bytes += u64::from(e.key_len);
+            if e.value_len == DELETED {
+                deletes += 1;
+            } else {
+                puts += 1;
+                value_bytes += u64::from(e.value_len);
+            }
+        }
+        (puts, deletes, key_bytes, value_bytes)
+    }
+
     /// `None` if the key was not written; `Some(None)` if it was deleted.
     pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         if self.index.tags.is_empty() {
@@ -548,6 +565,8 @@ mod tests {
             Some(Some(&b""[..]))
         );
         let keys: Vec<_> = b.iter().map(|(k, _)| k.to_vec()).collect();
+        // One put (40-byte key, empty value) and one delete ("k").
+        assert_eq!(b.totals(), (1, 1, 41, 0));
         assert_eq!(
             keys,
             vec![

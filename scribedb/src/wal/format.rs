@@ -43,6 +43,8 @@ const R_TS: usize = R_PAYLOAD_LEN + 8;
 const R_SYNCED_MARK: usize = R_TS + 8;
 const R_HEADER_CRC: usize = R_SYNCED_MARK + 8;
 const R_PAYLOAD_CRC: usize = R_HEADER_CRC + 4;
+/// Where in a record its payload checksum is, filled in after the payload.
+pub const PAYLOAD_CRC_AT: usize = R_PAYLOAD_CRC;
 
 /// A parsed, checksum-verified record header.
 #[derive(Clone, Copy, Debug)]
@@ -138,7 +140,14 @@ pub fn record_header(
     b
 }
 
-/// Length and checksum of a payload, from a first pass over its pieces.
+/// Length of the payload of `puts` puts and `deletes` deletes whose keys
+/// and values total `key_bytes` and `value_bytes`.
+pub fn payload_len(puts: u64, deletes: u64, key_bytes: u64, value_bytes: u64) -> u64 {
+    8 + 13 * puts + 5 * deletes + key_bytes + value_bytes
+}
+
+/// Length and checksum of a payload, from a pass over its pieces.
+#[cfg(test)]
 pub fn payload_summary<'a>(
     count: u64,
     writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
@@ -260,6 +269,7 @@ mod tests {
         assert_eq!(h.total_len(), rec.len() as u64);
         let payload = &rec[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize];
         assert_eq!(crc32c::crc32c(payload), h.payload_crc);
+        assert_eq!(payload_len(2, 1, 14, 3), h.payload_len);
         let w = decode_payload(payload).unwrap();
         assert_eq!(w.len(), 3);
         assert_eq!(

@@ -93,6 +93,17 @@ impl<'w> Chunked<'w> {
         self.pos += bytes.len() as u64;
     }
 
+    /// Overwrite bytes at file offset `at`, already put: in the buffer if
+    /// they are still there, else in the file.
+    fn patch(&mut self, at: u64, bytes: &[u8]) {
+        if at >= self.pos {
+            let from = (at - self.pos) as usize;
+            self.buf[from..from + bytes.len()].copy_from_slice(bytes);
+        } else if self.error.is_none() {
+            self.error = self.wal.file.write_all_at(bytes, at).err();
+        }
+    }
+
     fn finish(mut self) -> Result<()> {
         self.flush();
         match self.error {
@@ -213,19 +224,22 @@ impl Wal {
     /// of the log); returns the new end. Writer role only. Nothing is durable
     /// until a sync.
     ///
-    /// The header goes first, already holding the payload's length and
-    /// checksum (from a first pass), so a record cut short by a crash has an
-    /// intact header and its span is known to recovery; the payload is then
-    /// copied through a small buffer, never built whole in memory.
+    /// The header goes first, holding the payload's length (`payload_len`,
+    /// which the caller knows from totals over its writes), so a record cut
+    /// short by a crash has an intact header and its span is known to
+    /// recovery. The payload is copied through a small buffer, never built
+    /// whole in memory, and checksummed on the way; its checksum, which the
+    /// header's own checksum does not cover, is filled in last (in the
+    /// buffer when the record fits in it). One pass over the writes.
     pub fn append<'a>(
         &self,
         at: u64,
         ts: u64,
         synced_mark: u64,
         count: u64,
-        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        payload_len: u64,
+        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) -> Result<u64> {
-        let (payload_len, crc) = payload_summary(count, writes.clone());
         let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
         let end = at + total;
         if end > view::MAX_LOG_LEN {
@@ -239,9 +253,26 @@ impl Wal {
         }
         self.preallocate(end)?;
         let mut out = Chunked::new(self, at, total);
-        out.put(&record_header(payload_len, ts, synced_mark, crc));
-        payload_pieces(count, writes, |piece| out.put(piece));
+        out.put(&record_header(payload_len, ts, synced_mark, 0));
+        let (mut crc, mut written) = (0u32, 0u64);
+        payload_pieces(count, writes, |piece| {
+            crc = crc32c::crc32c_append(crc, piece);
+            written += piece.len() as u64;
+            out.put(piece);
+        });
+        if written != payload_len {
+            // The totals did not match the writes: never leave a record
+            // whose header lies about its span.
+            let _ = out.finish();
+            let _ = self.write_zeros(at, end);
+            return Err(Error::corrupted(
+                &self.path,
+                at,
+                format!("commit of {written} payload bytes announced {payload_len}"),
+            ));
+        }
         out.put(&[0u8; 8][..(total - RECORD_HEADER as u64 - payload_len) as usize]);
+        out.patch(at + PAYLOAD_CRC_AT as u64, &crc.to_le_bytes());
         out.finish().inspect_err(|_| {
             // Best effort: leave no part of the record behind to be probed
             // by a later recovery (the space is allocated, so overwriting it
