@@ -111,6 +111,13 @@ pub fn key_prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Key order, deciding by the 8-byte prefixes when they differ (most
+/// neighbouring keys do), so that only ties compare the rest.
+#[inline]
+pub fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    key_prefix(a).cmp(&key_prefix(b)).then_with(|| a.cmp(b))
+}
+
 pub const fn make_ptr(index: usize, offset: usize) -> u64 {
     ((index as u64) << OFFSET_BITS) | offset as u64
 }

@@ -10,11 +10,11 @@ pub(crate) mod arena;
 pub(crate) mod key_index;
 pub(crate) mod skiplist;
 
+use std::cmp::Ordering;
 use std::ops::Bound;
 
 use crate::error::Result;
-pub(crate) use arena::{Arenas, Kind, Node, StoredValue};
-use skiplist::check_forward;
+pub(crate) use arena::{cmp_keys, Arenas, Kind, Node, StoredValue};
 pub(crate) use skiplist::{Inserter, SkipList};
 
 /// A double-ended iterator over the keys visible at one snapshot within
@@ -129,22 +129,29 @@ impl<'a> VisibleIter<'a> {
     #[inline(always)]
     fn visible_version(&self, newest: Node<'a>) -> Result<Visible<'a>> {
         let key = newest.key();
-        let mut visible = None;
-        let mut n = Some(newest);
         // Versions come newest first: the first one at or below the
         // snapshot is the visible one.
-        while let Some(v) = n.filter(|v| v.key() == key) {
-            if visible.is_none() && v.ts <= self.snapshot {
-                visible = Some(v);
-            }
-            n = self.list.next(&v)?;
-            // Scans follow links for as long as they lead forward; a corrupt
-            // file must give an error, not an endless loop.
-            if let Some(next) = &n {
-                check_forward(&v, next)?;
+        let mut visible = (newest.ts <= self.snapshot).then_some(newest);
+        let mut v = newest;
+        loop {
+            let Some(next) = self.list.next(&v)? else {
+                return Ok((visible, None));
+            };
+            // One comparison both finds the end of the key's versions and
+            // checks that the link leads forward: scans follow links for as
+            // long as they do, so a corrupt file gives an error, not an
+            // endless loop.
+            match cmp_keys(next.key(), key) {
+                Ordering::Greater => return Ok((visible, Some(next))),
+                Ordering::Equal if next.ts < v.ts => {
+                    if visible.is_none() && next.ts <= self.snapshot {
+                        visible = Some(next);
+                    }
+                    v = next;
+                }
+                _ => return Err(next.corrupted("link leads backwards (a cycle in a corrupt file)")),
             }
         }
-        Ok((visible, n))
     }
 
     fn step_back(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {

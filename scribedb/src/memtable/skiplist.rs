@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
 
 use super::arena::{
-    key_prefix, make_ptr, Arenas, Kind, Node, StoredValue, ARENA_HEADER, MAX_HEIGHT,
+    cmp_keys, key_prefix, make_ptr, Arenas, Kind, Node, StoredValue, ARENA_HEADER, MAX_HEIGHT,
 };
 use super::key_index::{KeyIndex, Probe, MAX_WALK};
 use crate::error::Result;
@@ -23,7 +23,7 @@ pub const HEAD: u64 = make_ptr(0, ARENA_HEADER);
 
 /// Order of a node relative to the entry `(key, ts)`.
 fn cmp_entry(node: &Node<'_>, key: &[u8], ts: u64) -> Ordering {
-    node.key().cmp(key).then(ts.cmp(&node.ts))
+    cmp_keys(node.key(), key).then(ts.cmp(&node.ts))
 }
 
 /// Moves along one level after which a search starts checking that every
