@@ -308,23 +308,49 @@ impl<'a> Inserter<'a> {
         kind: Kind,
         value: StoredValue<'_>,
     ) -> Result<()> {
-        if self.last != 0 && cmp_entry(&self.list.node(self.last)?, key, ts) != Ordering::Less {
-            self.prev = [HEAD; MAX_HEIGHT];
-        }
-        // Find, per level, the last node before (key, ts), starting each level
-        // from whichever is further: the node we came down with, or the
-        // remembered predecessor of the previous insertion.
         let prefix = key_prefix(key);
-        let mut x = self.list.node(HEAD)?;
-        let mut x_ptr = HEAD;
-        let mut rejected = 0;
+        let sorted =
+            self.last != 0 && cmp_entry(&self.list.node(self.last)?, key, ts) == Ordering::Less;
         let mut preds = [HEAD; MAX_HEIGHT];
-        // The previous insertion's predecessors repeat over runs of levels:
-        // each distinct one needs checking once.
-        let mut checked = HEAD;
-        for level in (0..MAX_HEIGHT).rev() {
+        // Finger search. Going up from level 0, find the first level at
+        // which the previous insertion's predecessor is followed by a node
+        // at or after the new entry (or by none). At that level and every
+        // level above it, those predecessors still precede the new entry
+        // with nothing in between (a higher level's next node after the
+        // previous insertion is never before a lower level's), so the
+        // search starts there and only descends: a run of close entries
+        // (a bulk load, a batch of deletes) costs a level or two each.
+        let mut top = MAX_HEIGHT - 1;
+        if sorted {
+            for level in 0..MAX_HEIGHT {
+                let (succ, succ_prefix) = self.list.node(self.prev[level])?.next_with_prefix(level);
+                // Decided by the prefix alone unless it ties: the successor
+                // is not touched on the way up.
+                let at_or_after = succ == 0
+                    || match succ_prefix.cmp(&prefix) {
+                        Ordering::Less => false,
+                        Ordering::Greater => true,
+                        Ordering::Equal => {
+                            cmp_entry(&self.list.node(succ)?, key, ts) != Ordering::Less
+                        }
+                    };
+                if at_or_after {
+                    top = level;
+                    break;
+                }
+            }
+            preds[top..].copy_from_slice(&self.prev[top..]);
+        }
+        let mut x_ptr = preds[top];
+        let mut x = self.list.node(x_ptr)?;
+        let mut rejected = 0;
+        // Below `top`, a level starts from whichever is further: the node we
+        // came down with, or the previous insertion's predecessor there.
+        // Those repeat over runs of levels: each distinct one is checked once.
+        let mut checked = x_ptr;
+        for level in (0..=top).rev() {
             let hint = self.prev[level];
-            if hint != HEAD && hint != x_ptr && hint != checked {
+            if sorted && hint != HEAD && hint != x_ptr && hint != checked {
                 checked = hint;
                 let h = self.list.node(hint)?;
                 let ahead = x_ptr == HEAD || cmp_entry(&h, x.key(), x.ts) == Ordering::Greater;
