@@ -252,10 +252,12 @@ impl Database {
             }
             Attach::Shared => {
                 let generation = coord.hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
-                (
-                    Arenas::new(dir, generation, opts.arena_size, log),
-                    RecoveryReport::default(),
-                )
+                let arenas = Arenas::new(dir, generation, opts.arena_size, log);
+                // Fails here, not at the first read, if the version store
+                // in use was built by a release with another arena format
+                // (still open in another process).
+                arenas.get(0)?;
+                (arenas, RecoveryReport::default())
             }
         };
         // A committer that died after inserting its commit but before
@@ -446,6 +448,7 @@ fn recover_alone(
     if reusable {
         // Same boot: the mapped files hold exactly what the last process
         // left, and an unfinished commit is completed by the next writer.
+        // Arenas of another format do not open, and are rebuilt below.
         let arenas = Arenas::new(dir, generation, opts.arena_size, log.clone());
         if arenas.get(0).is_ok() {
             hdr(OFF_WRITER_PID).store(0, Ordering::Release);

@@ -105,7 +105,7 @@ fn reads_stay_right_while_the_index_grows_under_them() {
 }
 
 #[test]
-fn arenas_without_an_index_are_read_and_written_through_the_skiplist() {
+fn without_an_index_table_reads_and_writes_go_through_the_skiplist() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = open(dir.path());
@@ -115,8 +115,8 @@ fn arenas_without_an_index_are_read_and_written_through_the_skiplist() {
         }
         w.commit().unwrap();
     }
-    // As if the arenas had been built by the first format: no index. The
-    // next open reuses them (same boot).
+    // A header that names no index table (damage): reads and writes go
+    // through the skiplist alone. The next open reuses the arenas (same boot).
     arena0(dir.path())
         .write_all_at(&0u64.to_le_bytes(), KEY_INDEX_ROOT)
         .unwrap();
@@ -163,4 +163,39 @@ fn a_damaged_index_pointer_is_an_error_and_repair_rebuilds_it() {
         db.begin_read().unwrap().get(b"key").unwrap(),
         Some(&b"value"[..])
     );
+}
+
+#[test]
+fn arenas_of_an_older_format_are_rebuilt_alone_and_refused_when_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = open(dir.path());
+    let mut w = holder.begin_write().unwrap();
+    w.put(b"key", [3u8; 200]).unwrap();
+    w.commit().unwrap();
+    // As if another process of an older release had built the arenas and
+    // still had them open: a new handle refuses them, clearly.
+    let version_at = 8;
+    arena0(dir.path())
+        .write_all_at(&1u64.to_le_bytes(), version_at)
+        .unwrap();
+    match Database::open(dir.path()) {
+        Err(Error::UnsupportedVersion {
+            found: 1,
+            supported: 2,
+            ..
+        }) => {}
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+    drop(holder);
+    // Alone, the next open rebuilds them from the log.
+    let db = open(dir.path());
+    assert_eq!(
+        db.begin_read().unwrap().get(b"key").unwrap(),
+        Some(&[3u8; 200][..])
+    );
+    let mut version = [0u8; 8];
+    arena0(dir.path())
+        .read_exact_at(&mut version, version_at)
+        .unwrap();
+    assert_eq!(u64::from_le_bytes(version), 2);
 }

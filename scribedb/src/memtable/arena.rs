@@ -30,10 +30,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::wal::view::{LogView, LOG_VALUE_MIN};
 
 pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
-/// Version 2 added the key index (`H_KEY_INDEX`); version 1 arenas are
-/// still read, without the index.
+/// Version 2 added the key index (`H_KEY_INDEX`) and values kept in the
+/// log. Arenas are derived state: those of another version are rebuilt
+/// from the log, never read.
 pub const ARENA_VERSION: u64 = 2;
-const OLDEST_ARENA_VERSION: u64 = 1;
 pub const ARENA_HEADER: usize = 64;
 const H_MAGIC: usize = 0;
 const H_VERSION: usize = H_MAGIC + 8;
@@ -183,8 +183,13 @@ impl Arena {
                 kind: "arena",
             });
         }
-        if !(OLDEST_ARENA_VERSION..=ARENA_VERSION).contains(&arena.get_u64(H_VERSION)) {
-            return Err(corrupt("unknown arena version"));
+        let version = arena.get_u64(H_VERSION);
+        if version != ARENA_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: version.min(u32::MAX as u64) as u32,
+                supported: ARENA_VERSION as u32,
+            });
         }
         if arena.get_u64(H_GENERATION) != generation || arena.get_u64(H_INDEX) != index as u64 {
             return Err(corrupt("arena belongs to another generation or index"));

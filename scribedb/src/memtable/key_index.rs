@@ -97,8 +97,8 @@ pub struct KeyIndex<'a> {
 }
 
 impl<'a> KeyIndex<'a> {
-    /// The current table, or `None` where the generation has none (arenas
-    /// of the first format).
+    /// The current table, or `None` if the arena header names none (only
+    /// damage does that; callers then search the skiplist).
     pub fn open(arenas: &'a Arenas) -> Result<Option<KeyIndex<'a>>> {
         let root = arenas.key_index_root()?.load(Ordering::Acquire);
         if root == 0 {

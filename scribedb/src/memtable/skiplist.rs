@@ -241,7 +241,7 @@ pub struct Inserter<'a> {
     /// The previous insertion (0 before the first).
     last: u64,
     /// The key index, kept pointing at each key's newest version (`None`
-    /// in arenas of the first format, which have none).
+    /// if the arena header names no table, which only damage does).
     index: Option<KeyIndex<'a>>,
 }
 
