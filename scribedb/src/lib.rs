@@ -29,6 +29,7 @@ mod db;
 mod error;
 mod hlc;
 mod memtable;
+mod prefetch;
 mod txn;
 mod wal;
 mod write_buffer;

@@ -24,6 +24,13 @@ use std::sync::OnceLock;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::prefetch::prefetch;
+
+/// How far ahead of a key-ordered walk its entries, and their keys and
+/// values, are prefetched.
+const FAR: usize = 16;
+const NEAR: usize = 8;
+
 use crate::db::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// `Entry::value_len` of a delete. Lengths are stored as `u32` because
@@ -69,6 +76,24 @@ struct Log {
 }
 
 impl Log {
+    /// Start loading what a walk along `ahead` (a key-ordered run) reads
+    /// soon: the entry [`FAR`] items on, and the key and value of the one
+    /// [`NEAR`] items on, whose entry should have arrived by now. Entries,
+    /// keys and values sit in the order keys were first written, so in key
+    /// order every read would otherwise wait on memory.
+    #[inline]
+    fn prefetch_ahead(&self, ahead: &[SortKey]) {
+        if let Some(far) = ahead.get(FAR) {
+            prefetch(self.entries.as_ptr().wrapping_add(far.entry));
+        }
+        if let Some(near) = ahead.get(NEAR) {
+            if let Some(e) = self.entries.get(near.entry) {
+                prefetch(self.keys.as_ptr().wrapping_add(e.key_start));
+                prefetch(self.values.as_ptr().wrapping_add(e.value_start));
+            }
+        }
+    }
+
     fn key(&self, entry: usize) -> &[u8] {
         let e = &self.entries[entry];
         &self.keys[e.key_start..e.key_start + e.key_len as usize]
@@ -521,6 +546,7 @@ impl<'a> Iterator for Merged<'a> {
         let items: &'a [SortKey] = run;
         let (first, rest) = items.split_first()?;
         *run = rest;
+        self.log.prefetch_ahead(rest);
         Some(self.log.item(first.entry))
     }
 
