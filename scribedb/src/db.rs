@@ -10,7 +10,7 @@ use crate::coord::layout::*;
 use crate::coord::{self, Attach, Coord};
 use crate::error::{Error, IoContext, Result};
 use crate::hlc;
-use crate::memtable::{Arenas, Inserter, Kind, SkipList, StoredValue};
+use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::wal::format::{
     decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
@@ -467,10 +467,12 @@ fn recover_alone(
     let report = wal.recover(opts.repair, |ts, payload_at, writes| {
         let mut ins = Inserter::new(&arenas, count, ts)?;
         ins.reserve(writes.len())?;
-        for w in &writes {
-            let value = StoredValue::choose(w.value, payload_at + w.value_at);
-            ins.insert(w.key, ts, w.kind, value)?;
-        }
+        let entries = writes.iter().map(|w| SpreadEntry {
+            key: w.key,
+            kind: w.kind,
+            value: StoredValue::choose(w.value, payload_at + w.value_at),
+        });
+        ins.insert_all(ts, versions, writes.len() as u64, entries)?;
         versions += writes.len() as u64;
         Ok(())
     })?;
@@ -768,18 +770,19 @@ impl Inner {
         // each one follows from the writes, as the append laid them out.
         let payload_at = start + RECORD_HEADER as u64;
         let mut offsets = ValueOffsets::new();
-        for (k, v) in writes {
-            let value_at = payload_at + offsets.next(k.len(), v.map(<[u8]>::len));
+        let entries = writes.map(|(key, v)| {
+            let value_at = payload_at + offsets.next(key.len(), v.map(<[u8]>::len));
             let (kind, value) = match v {
                 Some(v) => (Kind::Put, StoredValue::choose(v, value_at)),
                 None => (Kind::Delete, StoredValue::Inline(&[])),
             };
-            if let Err(e) = ins.insert(k, ts, kind, value) {
-                // The record is in the WAL: the next writer (or a reopen)
-                // finishes this commit from it.
-                self.set_poison(format!("inserting a commit failed: {e}"));
-                return Err(e);
-            }
+            SpreadEntry { key, kind, value }
+        });
+        if let Err(e) = ins.insert_all(ts, versions, count, entries) {
+            // The record is in the WAL: the next writer (or a reopen)
+            // finishes this commit from it.
+            self.set_poison(format!("inserting a commit failed: {e}"));
+            return Err(e);
         }
         let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
         hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);

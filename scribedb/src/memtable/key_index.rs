@@ -163,6 +163,13 @@ impl<'a> KeyIndex<'a> {
         Ok(None)
     }
 
+    /// Ask for the cache line of `key`'s home slot, ahead of an
+    /// [`upsert`](Self::upsert) of it. A hint only.
+    pub fn prefetch(&self, key: &[u8]) {
+        let hash = xxh3_64_with_seed(key, self.seed);
+        crate::prefetch::prefetch(self.slot(hash & self.mask) as *const AtomicU64);
+    }
+
     /// Allocate, zero and fill in the header of a table; not published.
     fn create(
         arenas: &'a Arenas,

@@ -15,7 +15,7 @@ use std::ops::Bound;
 
 use crate::error::Result;
 pub(crate) use arena::{cmp_keys, Arenas, Kind, Node, StoredValue};
-pub(crate) use skiplist::{Inserter, SkipList};
+pub(crate) use skiplist::{Inserter, SkipList, SpreadEntry};
 
 /// A double-ended iterator over the keys visible at one snapshot within
 /// `[lower, upper]`, yielding `(key, value)` slices of the mapping.

@@ -227,6 +227,37 @@ impl<'a> SkipList<'a> {
     }
 }
 
+/// Searches of a spread batch that run in lockstep.
+pub const LANES: usize = 8;
+
+/// The average gap between a commit's entries in the list from which
+/// their searches run in lockstep: below it, the finger search from the
+/// previous insertion is cheaper.
+pub const SPREAD_GAP: u64 = 32;
+
+/// One version of a spread batch (see [`Inserter::insert_spread`]).
+#[derive(Clone, Copy)]
+pub struct SpreadEntry<'k> {
+    pub key: &'k [u8],
+    pub kind: Kind,
+    pub value: StoredValue<'k>,
+}
+
+/// The state of one search of a spread batch.
+#[derive(Clone, Copy)]
+struct Lane<'a> {
+    prefix: u64,
+    /// The last node known to precede the entry at `level`.
+    x: Node<'a>,
+    level: usize,
+    /// The successor asked for, compared in the next round (0: none).
+    pending: u64,
+    /// The node that ended the level above.
+    rejected: u64,
+    /// Moves along the current level.
+    moves: usize,
+}
+
 /// Inserts a commit's versions in key order, remembering the path of the
 /// previous insertion so that a sorted batch costs little more than a walk.
 pub struct Inserter<'a> {
@@ -381,6 +412,183 @@ impl<'a> Inserter<'a> {
             }
             preds[level] = x_ptr;
         }
+        self.link(key, ts, kind, value, preds)
+    }
+
+    /// Insert a commit's `count` versions at `ts`, in strictly increasing
+    /// key order, into a list of about `list_len` entries: in lockstep
+    /// searches when they are spread thinly over the list (an average gap
+    /// of [`SPREAD_GAP`] entries or more), else one finger search after
+    /// another.
+    pub fn insert_all<'k>(
+        &mut self,
+        ts: u64,
+        list_len: u64,
+        count: u64,
+        entries: impl Iterator<Item = SpreadEntry<'k>>,
+    ) -> Result<()> {
+        if count < 2 || list_len / count < SPREAD_GAP {
+            for e in entries {
+                self.insert(e.key, ts, e.kind, e.value)?;
+            }
+            return Ok(());
+        }
+        let mut chunk = Vec::with_capacity(LANES);
+        for e in entries {
+            chunk.push(e);
+            if chunk.len() == LANES {
+                self.insert_spread(ts, &chunk)?;
+                chunk.clear();
+            }
+        }
+        self.insert_spread(ts, &chunk)
+    }
+
+    /// Insert versions at `ts` whose keys are strictly increasing (and
+    /// above any inserted before by this `Inserter`), spread thinly over a
+    /// large list: a commit of random keys. Their searches run in lockstep,
+    /// [`LANES`] at a time, each lane asking for the node it will compare
+    /// next before the others take their step, so the cache misses of the
+    /// searches overlap instead of following one another. A dense batch
+    /// (a bulk load, deletes of a run of keys) is better served by
+    /// [`insert`](Self::insert)'s finger search.
+    pub fn insert_spread(&mut self, ts: u64, entries: &[SpreadEntry<'_>]) -> Result<()> {
+        for chunk in entries.chunks(LANES) {
+            let in_order = match (self.last, chunk.first()) {
+                (0, _) | (_, None) => true,
+                (last, Some(first)) => {
+                    cmp_entry(&self.list.node(last)?, first.key, ts) == Ordering::Less
+                }
+            } && chunk.windows(2).all(|w| w[0].key < w[1].key);
+            if !in_order {
+                for e in chunk {
+                    self.insert(e.key, ts, e.kind, e.value)?;
+                }
+                continue;
+            }
+            let mut planned = [[HEAD; MAX_HEIGHT]; LANES];
+            self.plan(ts, chunk, &mut planned)?;
+            for (e, planned) in chunk.iter().zip(&planned) {
+                let preds = self.catch_up(planned)?;
+                self.link(e.key, ts, e.kind, e.value, preds)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The predecessors, at every level, of each entry of `chunk` in the
+    /// list as it is now (before any of them is inserted), found by
+    /// searches from the head that advance in lockstep.
+    fn plan(
+        &self,
+        ts: u64,
+        chunk: &[SpreadEntry<'_>],
+        planned: &mut [[u64; MAX_HEIGHT]; LANES],
+    ) -> Result<()> {
+        let head = self.list.node(HEAD)?;
+        let mut lanes: [Option<Lane<'a>>; LANES] = [None; LANES];
+        for (lane, e) in lanes.iter_mut().zip(chunk) {
+            if let Some(index) = &self.index {
+                index.prefetch(e.key);
+            }
+            *lane = Some(Lane {
+                prefix: key_prefix(e.key),
+                x: head,
+                level: MAX_HEIGHT - 1,
+                pending: 0,
+                rejected: 0,
+                moves: 0,
+            });
+        }
+        let mut running = chunk.len();
+        while running > 0 {
+            for (i, slot) in lanes.iter_mut().enumerate() {
+                let Some(lane) = slot else { continue };
+                let key = chunk[i].key;
+                let preds = &mut planned[i];
+                // Compare the node asked for in the previous round.
+                if lane.pending != 0 {
+                    let n = self.list.node(lane.pending)?;
+                    if cmp_entry(&n, key, ts) == Ordering::Less {
+                        lane.moves += 1;
+                        if lane.moves > TRUSTED_MOVES && lane.x.ptr() != HEAD {
+                            check_forward(&lane.x, &n)?;
+                        }
+                        lane.x = n;
+                    } else {
+                        lane.rejected = lane.pending;
+                        preds[lane.level] = lane.x.ptr();
+                        if lane.level == 0 {
+                            *slot = None;
+                            running -= 1;
+                            continue;
+                        }
+                        lane.level -= 1;
+                        lane.moves = 0;
+                    }
+                    lane.pending = 0;
+                }
+                // Descend while the successor's prefix rejects it; stop at
+                // the first node that must be looked at, and ask for it.
+                loop {
+                    let (next, next_prefix) = lane.x.next_with_prefix(lane.level);
+                    if next == 0 || next == lane.rejected || next_prefix > lane.prefix {
+                        preds[lane.level] = lane.x.ptr();
+                        if lane.level == 0 {
+                            break;
+                        }
+                        lane.level -= 1;
+                        lane.moves = 0;
+                        continue;
+                    }
+                    lane.pending = next;
+                    self.arenas.prefetch_node(next);
+                    break;
+                }
+                if lane.pending == 0 {
+                    *slot = None;
+                    running -= 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Predecessors planned before the previous insertions of a spread
+    /// batch, brought up to date: at each level the later of the planned
+    /// one and [`prev`](Self::prev), which names the last node at that
+    /// level among those this batch has inserted (or one before it). Both
+    /// precede the entry, and nothing lies between the later one and its
+    /// successor that the entry could follow.
+    fn catch_up(&self, planned: &[u64; MAX_HEIGHT]) -> Result<[u64; MAX_HEIGHT]> {
+        let mut preds = *planned;
+        for (pred, &prev) in preds.iter_mut().zip(&self.prev) {
+            if prev == HEAD || prev == *pred {
+                continue;
+            }
+            if *pred == HEAD {
+                *pred = prev;
+                continue;
+            }
+            let p = self.list.node(*pred)?;
+            if cmp_entry(&self.list.node(prev)?, p.key(), p.ts) == Ordering::Greater {
+                *pred = prev;
+            }
+        }
+        Ok(preds)
+    }
+
+    /// Link a new node for `(key, ts)` after `preds` and point the key
+    /// index at it.
+    fn link(
+        &mut self,
+        key: &[u8],
+        ts: u64,
+        kind: Kind,
+        value: StoredValue<'_>,
+        mut preds: [u64; MAX_HEIGHT],
+    ) -> Result<()> {
+        let prefix = key_prefix(key);
         let height = self.random_height();
         let count = self.arena_count.load(atomic::Ordering::Acquire) as usize;
         let (ptr, new_count) = self.arenas.append(count, height, kind, ts, key, value)?;
