@@ -91,21 +91,33 @@ impl<'a> VisibleIter<'a> {
         }
     }
 
+    /// Where a forward scan starts.
+    fn seek_front(&self) -> Result<Option<Node<'a>>> {
+        let first = match &self.lower {
+            Bound::Included(l) => self.list.seek_key(l)?,
+            Bound::Excluded(l) => {
+                let mut n = self.list.seek_key(l)?;
+                while let Some(node) = n.filter(|n| n.key() == l.as_slice()) {
+                    n = self.list.next(&node)?;
+                }
+                n
+            }
+            Bound::Unbounded => self.list.first()?,
+        };
+        // The first value of the scan: asked for now, it arrives while the
+        // key's versions are walked (later ones are asked for a step ahead).
+        if let Some(node) = &first {
+            node.prefetch_value();
+        }
+        Ok(first)
+    }
+
     fn step_front(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
         let mut cur = match self.front.take() {
             Some(cur) => cur,
-            None => match &self.lower {
-                Bound::Included(l) => self.list.seek_key(l)?,
-                Bound::Excluded(l) => {
-                    let mut n = self.list.seek_key(l)?;
-                    while let Some(node) = n.filter(|n| n.key() == l.as_slice()) {
-                        n = self.list.next(&node)?;
-                    }
-                    n
-                }
-                Bound::Unbounded => self.list.first()?,
-            },
+            None => self.seek_front()?,
         };
+
         while let Some(node) = cur {
             let key = node.key();
             if !below_upper(key, &self.upper) || self.last_back.is_some_and(|b| key >= b) {
@@ -142,7 +154,12 @@ impl<'a> VisibleIter<'a> {
             // long as they do, so a corrupt file gives an error, not an
             // endless loop.
             match cmp_keys(next.key(), key) {
-                Ordering::Greater => return Ok((visible, Some(next))),
+                Ordering::Greater => {
+                    // Most likely the next value to be read: ask for it
+                    // while the caller deals with this one.
+                    next.prefetch_value();
+                    return Ok((visible, Some(next)));
+                }
                 Ordering::Equal if next.ts < v.ts => {
                     if visible.is_none() && next.ts <= self.snapshot {
                         visible = Some(next);

@@ -10,6 +10,7 @@
 //! upper ones is a valid skiplist, so readers never wait.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::atomic::{self, AtomicU64};
 
 use super::arena::{
@@ -428,7 +429,21 @@ impl<'a> Inserter<'a> {
         entries: impl Iterator<Item = SpreadEntry<'k>>,
     ) -> Result<()> {
         if count < 2 || list_len / count < SPREAD_GAP {
+            // The finger search finds each place among nodes just touched;
+            // the key index slot is elsewhere, so it is asked for a few
+            // entries ahead.
+            let mut ahead = VecDeque::with_capacity(LANES);
             for e in entries {
+                if let Some(index) = &self.index {
+                    index.prefetch(e.key);
+                }
+                if ahead.len() == LANES {
+                    let e: SpreadEntry<'_> = ahead.pop_front().expect("full");
+                    self.insert(e.key, ts, e.kind, e.value)?;
+                }
+                ahead.push_back(e);
+            }
+            for e in ahead {
                 self.insert(e.key, ts, e.kind, e.value)?;
             }
             return Ok(());
@@ -452,7 +467,7 @@ impl<'a> Inserter<'a> {
     /// searches overlap instead of following one another. A dense batch
     /// (a bulk load, deletes of a run of keys) is better served by
     /// [`insert`](Self::insert)'s finger search.
-    pub fn insert_spread(&mut self, ts: u64, entries: &[SpreadEntry<'_>]) -> Result<()> {
+    fn insert_spread(&mut self, ts: u64, entries: &[SpreadEntry<'_>]) -> Result<()> {
         for chunk in entries.chunks(LANES) {
             let in_order = match (self.last, chunk.first()) {
                 (0, _) | (_, None) => true,

@@ -84,6 +84,20 @@ impl LogView {
         Ok(&map[(offset - base) as usize..(end - base) as usize])
     }
 
+    /// Ask for the first cache lines of the value at log offset `offset`,
+    /// if its window is mapped here. A hint only: nothing is read, so an
+    /// unchecked offset is harmless.
+    #[inline]
+    pub fn prefetch(&self, offset: u64) {
+        let window = (offset >> WINDOW_SHIFT) as usize;
+        if let Some(map) = self.windows.get(window).and_then(OnceLock::get) {
+            let at = (offset - ((window as u64) << WINDOW_SHIFT)) as usize;
+            let p = map.as_ptr().wrapping_add(at);
+            crate::prefetch::prefetch(p);
+            crate::prefetch::prefetch(p.wrapping_add(64));
+        }
+    }
+
     fn window(&self, window: usize) -> Option<Result<&Mmap>> {
         let slot = self.windows.get(window)?;
         if let Some(map) = slot.get() {
