@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::memtable::arena::key_prefix;
 use crate::prefetch::prefetch;
 
 /// How far ahead of a key-ordered walk its entries, and their keys and
@@ -49,14 +50,6 @@ struct Entry {
     key_len: u32,
     /// [`DELETED`] for a delete.
     value_len: u32,
-}
-
-/// The first eight bytes of `key` as a number that orders like the bytes.
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let n = key.len().min(8);
-    word[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(word)
 }
 
 /// A length that the database limits guarantee fits in a `u32`.

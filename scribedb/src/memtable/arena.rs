@@ -104,11 +104,17 @@ pub enum Kind {
 
 /// The first 8 bytes of `key` as a big-endian integer, zero-padded: if
 /// `key_prefix(a) > key_prefix(b)` then `a > b`.
+#[inline]
 pub fn key_prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(b)
+    match key.first_chunk::<8>() {
+        // One load: the common case, and the one on every search step.
+        Some(head) => u64::from_be_bytes(*head),
+        None => {
+            let mut b = [0u8; 8];
+            b[..key.len()].copy_from_slice(key);
+            u64::from_be_bytes(b)
+        }
+    }
 }
 
 /// Key order, deciding by the 8-byte prefixes when they differ (most

@@ -229,7 +229,7 @@ impl<'a> SkipList<'a> {
 }
 
 /// Searches of a spread batch that run in lockstep.
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 
 /// The average gap between a commit's entries in the list from which
 /// their searches run in lockstep: below it, the finger search from the
