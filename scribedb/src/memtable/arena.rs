@@ -339,6 +339,11 @@ impl<'a> Node<'a> {
         make_ptr(self.index, self.offset)
     }
 
+    /// Levels this node is linked at.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
     fn tower_offset(&self, level: usize) -> usize {
         self.offset + N_TOWER + TOWER_ENTRY * level
     }
@@ -531,8 +536,6 @@ impl Arenas {
         })
     }
 
-    /// The arena a pointer names and the offset in it (not checked
-    /// against the arena's length).
     /// Ask for the first two cache lines of the node `ptr` (its header,
     /// tower start and usually its key), if its arena is mapped here. A hint
     /// only: nothing is read, so an unchecked pointer is harmless.
@@ -546,6 +549,8 @@ impl Arenas {
         }
     }
 
+    /// The arena a pointer names and the offset in it (not checked
+    /// against the arena's length).
     pub fn locate(&self, ptr: u64) -> Result<(&Arena, usize)> {
         let (index, offset) = split_ptr(ptr);
         Ok((self.get(index)?, offset))

@@ -571,10 +571,12 @@ impl<'a> Inserter<'a> {
 
     /// Predecessors planned before the previous insertions of a spread
     /// batch, brought up to date: at each level the later of the planned
-    /// one and [`prev`](Self::prev), which names the last node at that
-    /// level among those this batch has inserted (or one before it). Both
-    /// precede the entry, and nothing lies between the later one and its
-    /// successor that the entry could follow.
+    /// one and `prev`, which names the previous insertion if it reaches
+    /// that level, else that insertion's predecessor there (an older node,
+    /// or an earlier insertion). Both precede the entry. A node at that
+    /// level before the entry either was there when the plan was made (so
+    /// it is at or before the planned one) or was inserted since (so it is
+    /// at or before `prev`): the later of the two is the predecessor.
     fn catch_up(&self, planned: &[u64; MAX_HEIGHT]) -> Result<[u64; MAX_HEIGHT]> {
         let mut preds = *planned;
         for (pred, &prev) in preds.iter_mut().zip(&self.prev) {
@@ -605,6 +607,13 @@ impl<'a> Inserter<'a> {
     ) -> Result<()> {
         let prefix = key_prefix(key);
         let height = self.random_height();
+        // Only a corrupt file has a node at a level above its height.
+        for (level, &pred) in preds.iter().enumerate().take(height) {
+            let p = self.list.node(pred)?;
+            if level >= p.height() {
+                return Err(p.corrupted("is linked at a level above its height"));
+            }
+        }
         let count = self.arena_count.load(atomic::Ordering::Acquire) as usize;
         let (ptr, new_count) = self.arenas.append(count, height, kind, ts, key, value)?;
         if new_count != count {
@@ -628,5 +637,124 @@ impl<'a> Inserter<'a> {
             Some(index) => index.upsert(self.arenas, self.arena_count, key, ts, ptr),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::wal::view::LogView;
+
+    /// Check every level: links lead forward, each node reached at a level
+    /// reaches it, and a node of height h is reached at every level below
+    /// h. Returns level 0 as (key, ts) pairs.
+    fn check_structure(list: SkipList<'_>) -> Vec<(Vec<u8>, u64)> {
+        let mut below: Option<HashSet<u64>> = None;
+        let mut entries = Vec::new();
+        for level in 0..MAX_HEIGHT {
+            let mut seen = HashSet::new();
+            let mut x = list.node(HEAD).unwrap();
+            let mut is_head = true;
+            loop {
+                let next = x.next(level);
+                if next == 0 {
+                    break;
+                }
+                let n = list.node(next).unwrap();
+                assert!(level < n.height(), "level {level}: node above its height");
+                if !is_head {
+                    check_forward(&x, &n).unwrap();
+                }
+                if let Some(below) = &below {
+                    assert!(below.contains(&next), "level {level}: node missing below");
+                }
+                if level == 0 {
+                    entries.push((n.key().to_vec(), n.ts));
+                }
+                seen.insert(next);
+                x = n;
+                is_head = false;
+            }
+            if let Some(below) = &below {
+                let tall = below
+                    .iter()
+                    .filter(|&&p| list.node(p).unwrap().height() > level)
+                    .count();
+                assert_eq!(tall, seen.len(), "level {level}: a tall node is skipped");
+            }
+            below = Some(seen);
+        }
+        entries
+    }
+
+    #[test]
+    fn spread_and_dense_commits_keep_every_level_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("log");
+        std::fs::write(&log_path, b"").unwrap();
+        let log = Arc::new(LogView::open(&log_path).unwrap());
+        let arenas = Arenas::new(dir.path(), 1, 1 << 20, log);
+        let count = AtomicU64::new(0);
+        SkipList::init(&arenas, &count, 7).unwrap();
+
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Every version ever inserted, newest first within a key.
+        let mut model: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+        let mut len = 0u64;
+        for ts in 1..=300u64 {
+            // The first commit is dense (a load); later ones are spread,
+            // and some rewrite keys that exist.
+            let n = if ts == 1 { 4000 } else { 2 + next() % 60 };
+            let existing: Vec<Vec<u8>> = model.keys().cloned().collect();
+            let mut keys = std::collections::BTreeSet::new();
+            while (keys.len() as u64) < n {
+                let r = next();
+                let key = if !existing.is_empty() && r % 4 == 0 {
+                    existing[(r >> 8) as usize % existing.len()].clone()
+                } else {
+                    // Short keys and a shared 8-byte prefix: prefix ties.
+                    let mut k = (r >> 16).to_be_bytes().to_vec();
+                    if r % 3 == 0 {
+                        k = [&b"samepref"[..], &k[..(r % 8) as usize]].concat();
+                    }
+                    k
+                };
+                keys.insert(key);
+            }
+            let mut ins = Inserter::new(&arenas, &count, ts).unwrap();
+            ins.reserve(keys.len()).unwrap();
+            let mut order: Vec<&Vec<u8>> = keys.iter().collect();
+            if ts % 50 == 0 {
+                // Out of order (a damaged record could be): each chunk
+                // falls back to searches of its own.
+                order.reverse();
+            }
+            let entries = order.into_iter().map(|k| SpreadEntry {
+                key: k,
+                kind: Kind::Put,
+                value: StoredValue::Inline(b"v"),
+            });
+            ins.insert_all(ts, len, n, entries).unwrap();
+            len += n;
+            for k in keys {
+                model.entry(k).or_default().insert(0, ts);
+            }
+        }
+        let entries = check_structure(SkipList::new(&arenas));
+        let expected: Vec<(Vec<u8>, u64)> = model
+            .iter()
+            .flat_map(|(k, tss)| tss.iter().map(move |&ts| (k.clone(), ts)))
+            .collect();
+        assert_eq!(entries.len() as u64, len);
+        assert!(entries == expected, "level 0 differs from the model");
     }
 }
