@@ -27,6 +27,11 @@ const COORD_FILE: &str = "coord";
 const WAL_FILE: &str = "wal";
 const DEFAULT_ARENA_SIZE: usize = 128 << 20;
 const EVENTUAL_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+/// Writes from which an `Immediate` commit starts its sync on a thread of
+/// its own as soon as its record is in the log, overlapping the sync with
+/// the insertion of its versions. Smaller commits insert in less time than
+/// starting a thread takes.
+const EARLY_SYNC_WRITES: usize = 64;
 
 /// When a commit is durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -697,26 +702,45 @@ impl Inner {
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
         payload_len: u64,
     ) -> Result<u64> {
-        let result = {
-            // Released on every path, a panic included.
-            let _role = WriterRoleGuard(self);
-            self.commit_locked(writes, payload_len)
-        };
-        let (ts, end) = result?;
-        if self.durability == Durability::Immediate {
-            // A failed sync poisons the log of this handle for good.
-            self.wal.wait_durable(&self.coord, end)?;
-        }
-        self.coord
-            .hdr(OFF_COMMITTED_TS)
-            .fetch_max(ts, Ordering::AcqRel);
-        Ok(ts)
+        let immediate = self.durability == Durability::Immediate;
+        let early = immediate && writes.len() >= EARLY_SYNC_WRITES;
+        std::thread::scope(|scope| {
+            let result = {
+                // Released on every path, a panic included.
+                let _role = WriterRoleGuard(self);
+                self.commit_locked(writes, payload_len, |end| {
+                    if early {
+                        // The record is in the log: its sync may start while
+                        // the versions go into the store. What it publishes
+                        // is read from the header, so it cannot publish this
+                        // commit before the versions are in. If no thread can
+                        // be started, the sync below does it all.
+                        let _ = std::thread::Builder::new()
+                            .name("scribedb-early-sync".into())
+                            .spawn_scoped(scope, move || self.wal.wait_durable(&self.coord, end));
+                    }
+                })
+            };
+            let (ts, end) = result?;
+            if immediate {
+                // A failed sync poisons the log of this handle for good; an
+                // early sync that failed fails this one too.
+                self.wal.wait_durable(&self.coord, end)?;
+            }
+            self.coord
+                .hdr(OFF_COMMITTED_TS)
+                .fetch_max(ts, Ordering::AcqRel);
+            Ok(ts)
+        })
     }
 
+    /// `logged` is called with the end of the commit's record once the
+    /// record is whole in the log, before its versions are inserted.
     fn commit_locked<'a>(
         &self,
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
         payload_len: u64,
+        logged: impl FnOnce(u64),
     ) -> Result<(u64, u64)> {
         self.check_poison()?;
         let hdr = |off| self.coord.hdr(off);
@@ -754,6 +778,7 @@ impl Inner {
             }
         };
         hdr(OFF_WAL_END).store(end, Ordering::Release);
+        logged(end);
 
         let inserted = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
             ins.reserve(writes.len())?;

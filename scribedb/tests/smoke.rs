@@ -166,3 +166,56 @@ fn stats_report_slot_capacity_and_use() {
     assert_eq!((s.processes, s.max_processes), (1, 256));
     drop(r);
 }
+
+/// Large `Immediate` commits start their sync while their versions are
+/// inserted; small ones from another handle and thread commit between
+/// them. Every commit is whole and visible when `commit` returns, none
+/// before, and all survive a reopen.
+#[test]
+fn large_immediate_commits_beside_small_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let open = || {
+        Database::builder()
+            .durability(Durability::Immediate)
+            .open(&path)
+            .unwrap()
+    };
+    {
+        let big = open();
+        let small = open();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..40u32 {
+                    let mut w = small.begin_write().unwrap();
+                    w.put(format!("small{i:03}"), i.to_be_bytes()).unwrap();
+                    let ts = w.commit().unwrap();
+                    let r = small.begin_read().unwrap();
+                    assert!(r.snapshot_ts() >= ts);
+                    assert_eq!(
+                        r.get(format!("small{i:03}")).unwrap(),
+                        Some(&i.to_be_bytes()[..])
+                    );
+                }
+            });
+            for c in 0..15u32 {
+                let before = big.begin_read().unwrap();
+                let mut w = big.begin_write().unwrap();
+                for k in 0..300u32 {
+                    w.put(format!("big{c:02}-{k:04}"), vec![c as u8; 100])
+                        .unwrap();
+                }
+                let ts = w.commit().unwrap();
+                assert!(before.get(format!("big{c:02}-0000")).unwrap().is_none());
+                let r = big.begin_read().unwrap();
+                assert!(r.snapshot_ts() >= ts);
+                let n = r.prefix(format!("big{c:02}-")).count();
+                assert_eq!(n, 300, "commit {c} is whole once it returns");
+            }
+        });
+    }
+    let db = open();
+    let r = db.begin_read().unwrap();
+    assert_eq!(r.prefix(b"big").count(), 15 * 300);
+    assert_eq!(r.prefix(b"small").count(), 40);
+}
