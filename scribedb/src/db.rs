@@ -702,36 +702,46 @@ impl Inner {
         writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
         payload_len: u64,
     ) -> Result<u64> {
-        let immediate = self.durability == Durability::Immediate;
-        let early = immediate && writes.len() >= EARLY_SYNC_WRITES;
+        if self.durability != Durability::Immediate || writes.len() < EARLY_SYNC_WRITES {
+            return self.commit_and_publish(writes, payload_len, |_| {});
+        }
         std::thread::scope(|scope| {
-            let result = {
-                // Released on every path, a panic included.
-                let _role = WriterRoleGuard(self);
-                self.commit_locked(writes, payload_len, |end| {
-                    if early {
-                        // The record is in the log: its sync may start while
-                        // the versions go into the store. What it publishes
-                        // is read from the header, so it cannot publish this
-                        // commit before the versions are in. If no thread can
-                        // be started, the sync below does it all.
-                        let _ = std::thread::Builder::new()
-                            .name("scribedb-early-sync".into())
-                            .spawn_scoped(scope, move || self.wal.wait_durable(&self.coord, end));
-                    }
-                })
-            };
-            let (ts, end) = result?;
-            if immediate {
-                // A failed sync poisons the log of this handle for good; an
-                // early sync that failed fails this one too.
-                self.wal.wait_durable(&self.coord, end)?;
-            }
-            self.coord
-                .hdr(OFF_COMMITTED_TS)
-                .fetch_max(ts, Ordering::AcqRel);
-            Ok(ts)
+            self.commit_and_publish(writes, payload_len, |end| {
+                // The record is in the log: its sync may start while the
+                // versions go into the store. What it publishes is read
+                // from the header, so it cannot publish this commit before
+                // the versions are in. If no thread can be started, the
+                // sync after the insertion does it all.
+                let _ = std::thread::Builder::new()
+                    .name("scribedb-early-sync".into())
+                    .spawn_scoped(scope, move || self.wal.wait_durable(&self.coord, end));
+            })
         })
+    }
+
+    /// Commit with the writer role, then wait for durability as the mode
+    /// says and publish. `logged` is as for `commit_locked`.
+    fn commit_and_publish<'a>(
+        &self,
+        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+        payload_len: u64,
+        logged: impl FnOnce(u64),
+    ) -> Result<u64> {
+        let result = {
+            // Released on every path, a panic included.
+            let _role = WriterRoleGuard(self);
+            self.commit_locked(writes, payload_len, logged)
+        };
+        let (ts, end) = result?;
+        if self.durability == Durability::Immediate {
+            // A failed sync poisons the log of this handle for good; an
+            // early sync that failed fails this one too.
+            self.wal.wait_durable(&self.coord, end)?;
+        }
+        self.coord
+            .hdr(OFF_COMMITTED_TS)
+            .fetch_max(ts, Ordering::AcqRel);
+        Ok(ts)
     }
 
     /// `logged` is called with the end of the commit's record once the

@@ -117,7 +117,6 @@ impl<'a> VisibleIter<'a> {
             Some(cur) => cur,
             None => self.seek_front()?,
         };
-
         while let Some(node) = cur {
             let key = node.key();
             if !below_upper(key, &self.upper) || self.last_back.is_some_and(|b| key >= b) {

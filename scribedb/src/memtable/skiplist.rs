@@ -236,7 +236,7 @@ pub const LANES: usize = 16;
 /// previous insertion is cheaper.
 pub const SPREAD_GAP: u64 = 32;
 
-/// One version of a spread batch (see [`Inserter::insert_spread`]).
+/// One version of a commit, for [`Inserter::insert_all`].
 #[derive(Clone, Copy)]
 pub struct SpreadEntry<'k> {
     pub key: &'k [u8],
@@ -428,7 +428,15 @@ impl<'a> Inserter<'a> {
         count: u64,
         entries: impl Iterator<Item = SpreadEntry<'k>>,
     ) -> Result<()> {
-        if count < 2 || list_len / count < SPREAD_GAP {
+        let dense = count < 2 || list_len / count < SPREAD_GAP;
+        if dense && count < 2 * LANES as u64 {
+            // Too few to gain from asking for anything ahead.
+            for e in entries {
+                self.insert(e.key, ts, e.kind, e.value)?;
+            }
+            return Ok(());
+        }
+        if dense {
             // The finger search finds each place among nodes just touched;
             // the key index slot is elsewhere, so it is asked for a few
             // entries ahead.
@@ -452,41 +460,41 @@ impl<'a> Inserter<'a> {
         for e in entries {
             chunk.push(e);
             if chunk.len() == LANES {
-                self.insert_spread(ts, &chunk)?;
+                self.insert_chunk(ts, &chunk)?;
                 chunk.clear();
             }
         }
-        self.insert_spread(ts, &chunk)
+        self.insert_chunk(ts, &chunk)
     }
 
-    /// Insert versions at `ts` whose keys are strictly increasing (and
-    /// above any inserted before by this `Inserter`), spread thinly over a
-    /// large list: a commit of random keys. Their searches run in lockstep,
-    /// [`LANES`] at a time, each lane asking for the node it will compare
+    /// Insert up to [`LANES`] versions at `ts` whose keys are strictly
+    /// increasing (and above any inserted before by this `Inserter`),
+    /// spread thinly over a large list: part of a commit of random keys
+    /// (out of order, they are inserted one by one). Their searches run in
+    /// lockstep, each lane asking for the node it will compare
     /// next before the others take their step, so the cache misses of the
     /// searches overlap instead of following one another. A dense batch
     /// (a bulk load, deletes of a run of keys) is better served by
     /// [`insert`](Self::insert)'s finger search.
-    fn insert_spread(&mut self, ts: u64, entries: &[SpreadEntry<'_>]) -> Result<()> {
-        for chunk in entries.chunks(LANES) {
-            let in_order = match (self.last, chunk.first()) {
-                (0, _) | (_, None) => true,
-                (last, Some(first)) => {
-                    cmp_entry(&self.list.node(last)?, first.key, ts) == Ordering::Less
-                }
-            } && chunk.windows(2).all(|w| w[0].key < w[1].key);
-            if !in_order {
-                for e in chunk {
-                    self.insert(e.key, ts, e.kind, e.value)?;
-                }
-                continue;
+    fn insert_chunk(&mut self, ts: u64, chunk: &[SpreadEntry<'_>]) -> Result<()> {
+        debug_assert!(chunk.len() <= LANES);
+        let in_order = match (self.last, chunk.first()) {
+            (0, _) | (_, None) => true,
+            (last, Some(first)) => {
+                cmp_entry(&self.list.node(last)?, first.key, ts) == Ordering::Less
             }
-            let mut planned = [[HEAD; MAX_HEIGHT]; LANES];
-            self.plan(ts, chunk, &mut planned)?;
-            for (e, planned) in chunk.iter().zip(&planned) {
-                let preds = self.catch_up(planned)?;
-                self.link(e.key, ts, e.kind, e.value, preds)?;
+        } && chunk.windows(2).all(|w| w[0].key < w[1].key);
+        if !in_order {
+            for e in chunk {
+                self.insert(e.key, ts, e.kind, e.value)?;
             }
+            return Ok(());
+        }
+        let mut planned = [[HEAD; MAX_HEIGHT]; LANES];
+        self.plan(ts, chunk, &mut planned)?;
+        for (e, planned) in chunk.iter().zip(&planned) {
+            let preds = self.catch_up(planned)?;
+            self.link(e.key, ts, e.kind, e.value, preds)?;
         }
         Ok(())
     }
