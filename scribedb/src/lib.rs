@@ -26,6 +26,7 @@
 
 mod coord;
 mod db;
+mod entry;
 mod error;
 mod hlc;
 mod memtable;

@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 
 use memmap2::MmapMut;
 
+pub use crate::entry::Kind;
 use crate::error::{Error, IoContext, Result};
 use crate::wal::view::{LogView, LOG_VALUE_MIN};
 
@@ -93,13 +94,6 @@ impl<'v> StoredValue<'v> {
             StoredValue::Inline(value)
         }
     }
-}
-
-/// What a version says about its key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Put = 1,
-    Delete = 2,
 }
 
 /// The first 8 bytes of `key` as a big-endian integer, zero-padded: if
@@ -499,10 +493,8 @@ impl Arenas {
                 .unwrap(),
         ) as usize;
         let height = m[offset + N_HEIGHT] as usize;
-        let kind = match m[offset + N_KIND] {
-            1 => Kind::Put,
-            2 => Kind::Delete,
-            _ => return Err(bad("has an unknown kind")),
+        let Some(kind) = Kind::from_code(m[offset + N_KIND]) else {
+            return Err(bad("has an unknown kind"));
         };
         let in_log = match m[offset + N_FLAGS] {
             0 => false,
