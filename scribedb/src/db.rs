@@ -6,12 +6,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
 use crate::coord::layout::*;
-use crate::coord::{self, Attach, Coord};
+use crate::coord::{self, Attach, Coord, ViewFields};
 use crate::error::{Error, IoContext, Result};
+use crate::gc::Horizon;
 use crate::hlc;
+use crate::maint::{self, Maintenance};
+use crate::manifest::{parse_segment_file, Manifest};
 use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
 use crate::txn::{ReadTxn, WriteTxn};
+use crate::view::View;
 use crate::wal::format::{
     decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
 };
@@ -26,6 +32,8 @@ pub const MAX_VALUE_LEN: usize = 256 << 20;
 const COORD_FILE: &str = "coord";
 const WAL_FILE: &str = "wal";
 const DEFAULT_ARENA_SIZE: usize = 128 << 20;
+/// Default memtable budget: arena bytes plus the log bytes its values use.
+pub const DEFAULT_MEMTABLE_SIZE: u64 = 64 << 20;
 const EVENTUAL_SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// Writes from which an `Immediate` commit starts its sync on a thread of
 /// its own as soon as its record is in the log, overlapping the sync with
@@ -60,6 +68,7 @@ pub struct Builder {
     repair: bool,
     create: bool,
     arena_size: usize,
+    memtable_size: u64,
 }
 
 impl Default for Builder {
@@ -72,6 +81,7 @@ impl Default for Builder {
             repair: false,
             create: true,
             arena_size: DEFAULT_ARENA_SIZE,
+            memtable_size: DEFAULT_MEMTABLE_SIZE,
         }
     }
 }
@@ -121,6 +131,16 @@ impl Builder {
     /// Size of each version-store arena file (default 128 MiB, sparse).
     pub fn arena_size(mut self, bytes: usize) -> Self {
         self.arena_size = bytes.max(1 << 16);
+        self
+    }
+
+    /// Memtable budget (default 64 MiB): once the memtable's arena bytes
+    /// plus the log bytes of its values pass it, the memtable is sealed and
+    /// flushed into a segment file in the background, and the log behind it
+    /// is cut. A commit waits for a flush only when the memtable reaches
+    /// twice the budget while the previous one is still being flushed.
+    pub fn memtable_size(mut self, bytes: u64) -> Self {
+        self.memtable_size = bytes.max(16 << 10);
         self
     }
 
@@ -189,6 +209,25 @@ pub struct Stats {
     pub writer: Option<WriterInfo>,
     /// Oldest snapshot any live reader holds (or the committed timestamp).
     pub oldest_snapshot: u64,
+    /// Bytes the current memtable uses: arena bytes plus the log bytes of
+    /// its records.
+    pub memtable_bytes: u64,
+    /// The memtable budget of this handle.
+    pub memtable_budget: u64,
+    /// Whether a sealed memtable is waiting for (or in) its flush.
+    pub sealed_memtable: bool,
+    /// Segment files in the current manifest.
+    pub segments: usize,
+    /// Bytes of segment files per level (index 0 is level 0).
+    pub level_bytes: Vec<u64>,
+    /// Log offset where records not yet in segments begin: the log below it
+    /// is cut.
+    pub log_start: u64,
+    /// Generation of the current manifest.
+    pub manifest_generation: u64,
+    /// The last failure of a background flush or compaction in this
+    /// process, if any (they are retried).
+    pub maintenance_error: Option<String>,
 }
 
 /// A handle on an open database. Cheap to share between threads
@@ -203,7 +242,19 @@ pub(crate) struct Inner {
     writer_timeout: Duration,
     pub coord: Coord,
     pub wal: Wal,
-    pub arenas: Arenas,
+    /// Read-only windows on the log, shared by every memtable's arenas.
+    log: Arc<LogView>,
+    arena_size: usize,
+    memtable_size: u64,
+    /// The view this process built last.
+    view: ArcSwap<View>,
+    /// One view is built at a time in this process.
+    view_build: Mutex<()>,
+    pub maint: Maintenance,
+    /// This handle's own `Arc`, for starting its maintenance thread.
+    self_ref: OnceLock<Weak<Inner>>,
+    /// The last maintenance failure (a full disk, say), for diagnostics.
+    maint_error: Mutex<Option<String>>,
     pub pid: u64,
     proc_slot: usize,
     pub owner_tag: u64,
@@ -249,20 +300,19 @@ impl Database {
             Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
         let wal = Wal::open(&dir.join(WAL_FILE))?;
         let log = Arc::new(LogView::open(&dir.join(WAL_FILE))?);
-        let (arenas, report) = match attach {
+        let (view, report) = match attach {
             Attach::Alone => {
                 let r = recover_alone(dir, &coord, &wal, &log, &opts);
                 coord.share()?;
                 r?
             }
             Attach::Shared => {
-                let generation = coord.hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
-                let arenas = Arenas::new(dir, generation, opts.arena_size, log);
+                let view = View::load(dir, coord.read_view()?, &log, opts.arena_size, None)?;
                 // Fails here, not at the first read, if the version store
                 // in use was built by a release with another arena format
                 // (still open in another process).
-                arenas.get(0)?;
-                (arenas, RecoveryReport::default())
+                view.active.get(0)?;
+                (view, RecoveryReport::default())
             }
         };
         // A committer that died after inserting its commit but before
@@ -282,7 +332,14 @@ impl Database {
             owner_tag: owner_tag(proc_slot, proc_generation),
             coord,
             wal,
-            arenas,
+            log,
+            arena_size: opts.arena_size,
+            memtable_size: opts.memtable_size,
+            view: ArcSwap::from_pointee(view),
+            view_build: Mutex::new(()),
+            maint: Maintenance::default(),
+            self_ref: OnceLock::new(),
+            maint_error: Mutex::new(None),
             pid,
             proc_slot,
             writer_busy: Mutex::new(false),
@@ -290,8 +347,14 @@ impl Database {
             poison: OnceLock::new(),
             report,
         });
+        let _ = inner.self_ref.set(Arc::downgrade(&inner));
         if inner.durability == Durability::Eventual {
             spawn_flusher(Arc::downgrade(&inner))?;
+        }
+        // A sealed memtable nobody is flushing (its process exited or
+        // died): this handle takes it on.
+        if inner.coord.read_view()?.sealed_generation != 0 {
+            inner.start_maintenance();
         }
         Ok(Database { inner })
     }
@@ -300,7 +363,7 @@ impl Database {
     /// writer role (held by at most one transaction across all processes).
     pub fn begin_write(&self) -> Result<WriteTxn> {
         let snapshot = self.inner.acquire_writer()?;
-        Ok(WriteTxn::new(self.inner.clone(), snapshot))
+        WriteTxn::new(self.inner.clone(), snapshot)
     }
 
     /// Begin a read transaction on the latest published commit. Lock-free:
@@ -379,8 +442,12 @@ impl Database {
             data_bytes += (k.len() + v.len()) as u64;
         }
         drop(txn);
-        let arenas = hdr(OFF_ARENA_COUNT);
-        let (arena_bytes, _) = inner.arenas.usage(arenas as usize)?;
+        let view = inner.current_view()?;
+        let arenas = view.fields.arena_count;
+        let (arena_bytes, _) = view.active.usage(arenas as usize)?;
+        let wal_end = hdr(OFF_WAL_END);
+        let levels = view.manifest.level_sizes();
+        let segments = view.manifest.segments.len();
         Ok(Stats {
             keys,
             versions: hdr(OFF_VERSION_COUNT),
@@ -397,7 +464,33 @@ impl Database {
             max_processes: inner.coord.max_procs(),
             writer: inner.writer_info(),
             oldest_snapshot: self.oldest_snapshot(),
+            memtable_bytes: arena_bytes + wal_end.saturating_sub(view.fields.active_log_start),
+            memtable_budget: inner.memtable_size,
+            sealed_memtable: view.sealed.is_some(),
+            segments,
+            level_bytes: levels,
+            log_start: view.manifest.log_start.max(FILE_HEADER as u64),
+            manifest_generation: view.manifest.generation,
+            maintenance_error: inner
+                .maint_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })
+    }
+
+    /// Flush the memtable and merge every segment into one sorted run now,
+    /// dropping every version no live snapshot can see. Waits for a
+    /// flush or compaction another process runs.
+    pub fn compact(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        // Seal the memtable (under the writer role) so that it is flushed.
+        let w = self.begin_write()?;
+        let sealed = inner.seal(&*inner.current_view()?);
+        drop(w);
+        sealed?;
+        inner.maintain_once(true)
     }
 
     /// Sync the write-ahead log now and publish everything written
@@ -413,6 +506,13 @@ impl std::fmt::Debug for Database {
         f.debug_struct("Database")
             .field("path", &self.inner.dir)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // A flush this handle owes finishes before the handle goes.
+        self.inner.maint.stop();
     }
 }
 
@@ -433,44 +533,52 @@ fn index_seed() -> u64 {
 }
 
 /// Run while the open lock is held exclusively: reuse the version store
-/// when it is known good, otherwise rebuild it from the WAL.
+/// when it is known good, otherwise rebuild it from the log behind the
+/// last flush.
 fn recover_alone(
     dir: &Path,
     coord: &Coord,
     wal: &Wal,
     log: &Arc<LogView>,
     opts: &Builder,
-) -> Result<(Arenas, RecoveryReport)> {
+) -> Result<(View, RecoveryReport)> {
     let hdr = |off| coord.hdr(off);
-    let generation = hdr(OFF_MEM_GENERATION).load(Ordering::Acquire);
+    let fields = coord.read_view()?;
     let boot = coord::boot_id();
     let reusable = !opts.repair
         && boot != 0
-        && generation != 0
+        && fields.mem_generation != 0
         && hdr(OFF_BOOT_ID).load(Ordering::Acquire) == boot
         && hdr(OFF_WAL_END).load(Ordering::Acquire) <= wal.file_len()?
-        && hdr(OFF_ARENA_COUNT).load(Ordering::Acquire) >= 1;
+        && fields.arena_count >= 1;
     if reusable {
         // Same boot: the mapped files hold exactly what the last process
         // left, and an unfinished commit is completed by the next writer.
         // Arenas of another format do not open, and are rebuilt below.
-        let arenas = Arenas::new(dir, generation, opts.arena_size, log.clone());
-        if arenas.get(0).is_ok() {
+        let view = View::load(dir, fields, log, opts.arena_size, None)?;
+        if view.active.get(0).is_ok() {
             hdr(OFF_WRITER_PID).store(0, Ordering::Release);
-            return Ok((arenas, RecoveryReport::default()));
+            return Ok((view, RecoveryReport::default()));
         }
     }
     // Until the rebuild is complete, nothing here may be reused: a crash in
     // the middle leaves a header that names the old generation with the new
     // generation's arena count.
     hdr(OFF_BOOT_ID).store(0, Ordering::SeqCst);
-    let next_gen = generation + 1;
-    let arenas = Arenas::new(dir, next_gen, opts.arena_size, log.clone());
-    let count = hdr(OFF_ARENA_COUNT);
-    SkipList::init(&arenas, count, index_seed())?;
+    // The segments hold everything below the manifest's log start; only
+    // the log since the last flush is replayed. A manifest written by a
+    // flush that died before publishing it is whole (it is renamed into
+    // place only once synced), and its segment is durable: it is used.
+    let manifest = Manifest::latest(dir)?.unwrap_or_default();
+    remove_unlisted_segments(dir, &manifest);
+    let log_start = manifest.log_start.max(FILE_HEADER as u64);
+    let next_gen = fields.mem_generation.max(fields.sealed_generation) + 1;
+    let arenas = Arc::new(Arenas::new(dir, next_gen, opts.arena_size, log.clone()));
+    let count = std::sync::atomic::AtomicU64::new(0);
+    SkipList::init(&arenas, &count, index_seed())?;
     let mut versions = 0u64;
-    let report = wal.recover(opts.repair, |ts, payload_at, writes| {
-        let mut ins = Inserter::new(&arenas, count, ts)?;
+    let report = wal.recover(log_start, opts.repair, |ts, payload_at, writes| {
+        let mut ins = Inserter::new(&arenas, &count, ts)?;
         ins.reserve(writes.len())?;
         let entries = writes.iter().map(|w| SpreadEntry {
             key: w.key,
@@ -481,7 +589,7 @@ fn recover_alone(
         versions += writes.len() as u64;
         Ok(())
     })?;
-    let last = report.last_ts;
+    let last = report.last_ts.max(manifest.flushed_ts);
     hdr(OFF_HLC_LAST).fetch_max(last, Ordering::AcqRel);
     for off in [OFF_COMMITTED_TS, OFF_WRITTEN_TS] {
         hdr(off).store(last, Ordering::Release);
@@ -492,13 +600,52 @@ fn recover_alone(
     hdr(OFF_VERSION_COUNT).store(versions, Ordering::Release);
     hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
     hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
+    hdr(OFF_VIEW_FLOOR).store(0, Ordering::Release);
     hdr(OFF_WRITER_PID).store(0, Ordering::Release);
     hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
-    hdr(OFF_MEM_GENERATION).store(next_gen, Ordering::Release);
+    let fields = ViewFields {
+        seq: 0,
+        mem_generation: next_gen,
+        arena_count: count.load(Ordering::Acquire),
+        sealed_generation: 0,
+        sealed_log_end: 0,
+        active_log_start: log_start,
+        manifest_generation: manifest.generation,
+    };
+    let seq = coord.write_view(&fields);
     // Last: from here on the version store may be reused.
     hdr(OFF_BOOT_ID).store(boot, Ordering::SeqCst);
-    Arenas::remove_other_generations(dir, next_gen);
-    Ok((arenas, report))
+    let view = View {
+        fields: ViewFields { seq, ..fields },
+        active: arenas,
+        sealed: None,
+        l0: Vec::new(),
+        runs: Vec::new(),
+        manifest: Arc::new(Manifest::default()),
+    };
+    let view = View::load(dir, view.fields, log, opts.arena_size, Some(&view))?;
+    maint::remove_unnamed(dir, &view);
+    wal.cut_below(log_start)?;
+    Ok((view, report))
+}
+
+/// Remove segment files a manifest does not list (left by a flush or a
+/// compaction that died), before anything could map them.
+fn remove_unlisted_segments(dir: &Path, manifest: &Manifest) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let listed = |id| manifest.segments.iter().any(|s| s.id == id);
+        if name
+            .to_str()
+            .and_then(parse_segment_file)
+            .is_some_and(|id| !listed(id))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Gives up the writer role when dropped.
@@ -670,7 +817,8 @@ impl Inner {
                 header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
             let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
             let writes = decode_payload(payload).map_err(corrupt)?;
-            let mut ins = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts)?;
+            let view = self.current_view()?;
+            let mut ins = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts)?;
             ins.reserve(writes.len())?;
             let payload_at = start + RECORD_HEADER as u64;
             let mut added = 0;
@@ -790,7 +938,16 @@ impl Inner {
         hdr(OFF_WAL_END).store(end, Ordering::Release);
         logged(end);
 
-        let inserted = Inserter::new(&self.arenas, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
+        // The writer role is held: only this commit's own seal (below)
+        // changes the memtable of the view.
+        let view = match self.current_view() {
+            Ok(view) => view,
+            Err(e) => {
+                self.set_poison(format!("preparing to insert a commit failed: {e}"));
+                return Err(e);
+            }
+        };
+        let inserted = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
             ins.reserve(writes.len())?;
             Ok(ins)
         });
@@ -823,7 +980,178 @@ impl Inner {
         hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);
         hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+        // The commit is whole; a memtable past its budget is sealed now (a
+        // failure leaves it active and is retried by the next commit).
+        if let Err(e) = self.seal_if_full(&view) {
+            self.note_maintenance_error(format!("sealing the memtable failed: {e}"));
+        }
         Ok((ts, end))
+    }
+
+    /// Bytes the memtable of `view` uses: its arenas plus its log records.
+    fn memtable_bytes(&self, view: &View) -> Result<u64> {
+        let (used, _) = view.active.usage(view.fields.arena_count as usize)?;
+        let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
+        Ok(used + end.saturating_sub(view.fields.active_log_start))
+    }
+
+    /// Seal the memtable if it passed its budget (writer role held). If the
+    /// previous memtable is still being flushed, carry on in this one, and
+    /// wait for that flush once this one reaches twice the budget.
+    fn seal_if_full(&self, view: &View) -> Result<()> {
+        let bytes = self.memtable_bytes(view)?;
+        if bytes < self.memtable_size {
+            return Ok(());
+        }
+        if view.fields.sealed_generation != 0 {
+            self.start_maintenance();
+            if bytes < 2 * self.memtable_size {
+                return Ok(());
+            }
+            // Backpressure: the flush is behind the commits.
+            let started = Instant::now();
+            while self.coord.read_view()?.sealed_generation != 0 {
+                self.maint.wake();
+                std::thread::sleep(Duration::from_millis(1));
+                if started.elapsed() > Duration::from_secs(30) {
+                    break;
+                }
+            }
+            self.maint.record_stall(started.elapsed());
+            return self.seal(&*self.current_view()?);
+        }
+        self.seal(view)
+    }
+
+    /// Seal the memtable of `view` and start a new one (writer role held):
+    /// make the log durable up to here and publish it, create the new
+    /// generation's arenas, and switch the view. The maintenance thread
+    /// then flushes the sealed one.
+    pub fn seal(&self, view: &View) -> Result<()> {
+        if view.fields.sealed_generation != 0
+            || self.coord.hdr(OFF_VERSION_COUNT).load(Ordering::Acquire) == 0
+        {
+            return Ok(());
+        }
+        self.wal.sync_and_publish(&self.coord)?;
+        let next_gen = view.fields.mem_generation.max(view.fields.sealed_generation) + 1;
+        self.coord.lock_view()?;
+        let result = (|| {
+            let fields = self.coord.read_view()?;
+            let arenas = Arenas::new(&self.dir, next_gen, self.arena_size, self.log.clone());
+            let count = std::sync::atomic::AtomicU64::new(0);
+            SkipList::init(&arenas, &count, index_seed())?;
+            let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
+            self.coord.hdr(OFF_VERSION_COUNT).store(0, Ordering::Release);
+            self.coord.write_view(&ViewFields {
+                seq: 0,
+                mem_generation: next_gen,
+                arena_count: count.load(Ordering::Acquire),
+                sealed_generation: fields.mem_generation,
+                sealed_log_end: end,
+                active_log_start: end,
+                manifest_generation: fields.manifest_generation,
+            });
+            Ok(())
+        })();
+        self.coord.unlock_view();
+        result?;
+        self.start_maintenance();
+        self.maint.wake();
+        Ok(())
+    }
+
+    /// Start this handle's maintenance thread if it is not running.
+    pub fn start_maintenance(&self) {
+        if let Some(weak) = self.self_ref.get() {
+            self.maint.ensure_started(weak.clone());
+        }
+    }
+
+    pub fn note_maintenance_error(&self, why: String) {
+        *self.maint_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// The current view, built anew only when the view sequence moved.
+    pub fn current_view(&self) -> Result<Arc<View>> {
+        let seq = self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst);
+        let cached = self.view.load_full();
+        if cached.fields.seq == seq {
+            return Ok(cached);
+        }
+        let _building = self.view_build.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tries = 0;
+        loop {
+            let fields = self.coord.read_view()?;
+            let cached = self.view.load_full();
+            if cached.fields.seq == fields.seq {
+                return Ok(cached);
+            }
+            match View::load(&self.dir, fields, &self.log, self.arena_size, Some(&cached)) {
+                Ok(view) => {
+                    let view = Arc::new(view);
+                    self.view.store(view.clone());
+                    return Ok(view);
+                }
+                // The files of a view that has just been replaced may be
+                // gone already; the next view names what exists.
+                Err(_)
+                    if tries < 100
+                        && self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) != fields.seq =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The live snapshots for a flush or compaction: every snapshot a live
+    /// reader holds, and the committed timestamp `N`, published as the
+    /// horizon between two scans of the slots, so that a reader registering
+    /// meanwhile either shows up in the second scan or sees the horizon and
+    /// takes a snapshot of at least `N` (see `ReadTxn::begin`).
+    pub fn live_snapshots(&self) -> Horizon {
+        let newest = self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+        let scan = |out: &mut Vec<u64>| {
+            for r in self.coord.reader_slots() {
+                if self.owner_alive(r.owner) {
+                    out.push(r.snapshot);
+                } else {
+                    self.coord.reclaim_reader_slot(r.slot, r.owner);
+                }
+            }
+        };
+        let mut snapshots = Vec::new();
+        scan(&mut snapshots);
+        self.coord
+            .hdr(OFF_GC_HORIZON)
+            .fetch_max(newest, Ordering::SeqCst);
+        scan(&mut snapshots);
+        snapshots.retain(|&s| s <= newest);
+        Horizon::new(snapshots, newest)
+    }
+
+    /// The oldest view a live reader in any process reads (the current
+    /// view's sequence when there is none), published as the floor between
+    /// two scans as `live_snapshots` does for snapshots: a reader that
+    /// registers an older view after the first scan sees the floor and
+    /// takes the current view instead.
+    pub fn view_floor(&self) -> u64 {
+        let current = self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) & !1;
+        let scan = || {
+            self.coord
+                .reader_slots()
+                .into_iter()
+                .filter(|r| self.owner_alive(r.owner))
+                .map(|r| r.view)
+                .fold(current, u64::min)
+        };
+        let first = scan();
+        self.coord
+            .hdr(OFF_VIEW_FLOOR)
+            .fetch_max(first, Ordering::SeqCst);
+        first.min(scan())
     }
 
     /// Whether the process that owns reader-slot tag `owner` is alive.

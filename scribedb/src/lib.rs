@@ -28,10 +28,16 @@ mod coord;
 mod db;
 mod entry;
 mod error;
+mod gc;
 mod hlc;
+mod maint;
+mod manifest;
 mod memtable;
+mod merge;
 mod prefetch;
+mod segment;
 mod txn;
+mod view;
 mod wal;
 mod write_buffer;
 

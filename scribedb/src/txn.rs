@@ -11,11 +11,13 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON};
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON, OFF_VIEW_FLOOR};
 use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::hlc;
-use crate::memtable::{prefix_end, Kind, SkipList, VisibleIter};
+use crate::memtable::prefix_end;
+use crate::merge::Ends;
+use crate::view::{Scan, View};
 use crate::wal::format::payload_len;
 use crate::write_buffer::WriteBuffer;
 
@@ -56,10 +58,19 @@ pub struct ReadTxn {
     inner: Arc<Inner>,
     slot: usize,
     snapshot: u64,
+    /// The memtables and segments this transaction reads; its slot pins
+    /// their files.
+    view: Arc<View>,
 }
 
 impl ReadTxn {
     pub(crate) fn begin(inner: Arc<Inner>) -> Result<ReadTxn> {
+        Self::begin_at(inner, None)
+    }
+
+    /// Register a reader at the committed timestamp, or at `fixed` (the
+    /// writer's snapshot, which no garbage collection can pass).
+    pub(crate) fn begin_at(inner: Arc<Inner>, fixed: Option<u64>) -> Result<ReadTxn> {
         let coord = &inner.coord;
         let hint = READER_HINT.with(Cell::get);
         let slot = match coord.claim_reader_slot(inner.owner_tag, hint) {
@@ -78,14 +89,30 @@ impl ReadTxn {
         // past our snapshot before it could see our slot, take a newer one.
         // The horizon never passes the committed timestamp, so one retry
         // settles it; the bound only guards against a corrupt header.
+        // The view is taken after the snapshot: every commit the snapshot
+        // covers is in it (a commit into a new memtable is published only
+        // after the view naming that memtable). The view is registered the
+        // same way against the view floor, below which files may be gone.
         for _ in 0..1000 {
-            let snapshot = coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+            let snapshot =
+                fixed.unwrap_or_else(|| coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst));
+            let view = match inner.current_view() {
+                Ok(view) => view,
+                Err(e) => {
+                    coord.release_reader_slot(slot, inner.owner_tag);
+                    return Err(e);
+                }
+            };
             coord.set_reader(slot, snapshot, started, inner.pid);
-            if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot {
+            coord.set_reader_view(slot, view.fields.seq);
+            if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot
+                && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq
+            {
                 return Ok(ReadTxn {
                     inner,
                     slot,
                     snapshot,
+                    view,
                 });
             }
         }
@@ -107,10 +134,7 @@ impl ReadTxn {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&[u8]>> {
         let key = key.as_ref();
         check_key(key)?;
-        let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
-        node.filter(|n| n.kind == Kind::Put)
-            .map(|n| n.value())
-            .transpose()
+        self.view.get(key, self.snapshot)
     }
 
     /// Keys within `range`, in order (reverse with `.rev()`).
@@ -132,12 +156,7 @@ impl ReadTxn {
 
     fn bounded(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Range<'_> {
         Range {
-            iter: VisibleIter::new(
-                SkipList::new(&self.inner.arenas),
-                self.snapshot,
-                lower,
-                upper,
-            ),
+            iter: self.view.scan(self.snapshot, lower, upper),
         }
     }
 }
@@ -163,7 +182,7 @@ impl std::fmt::Debug for ReadTxn {
 
 /// Key-value pairs of a read transaction, borrowed from the mapping.
 pub struct Range<'a> {
-    iter: VisibleIter<'a>,
+    iter: Scan<'a>,
 }
 
 impl<'a> Iterator for Range<'a> {
@@ -184,18 +203,29 @@ impl DoubleEndedIterator for Range<'_> {
 pub struct WriteTxn {
     inner: Arc<Inner>,
     snapshot: u64,
+    /// A reader at the writer's snapshot: pins the view its reads use.
+    reads: ReadTxn,
     writes: WriteBuffer,
     finished: bool,
 }
 
 impl WriteTxn {
-    pub(crate) fn new(inner: Arc<Inner>, snapshot: u64) -> WriteTxn {
-        WriteTxn {
+    /// With the writer role held; gives it up if no reader slot is free.
+    pub(crate) fn new(inner: Arc<Inner>, snapshot: u64) -> Result<WriteTxn> {
+        let reads = match ReadTxn::begin_at(inner.clone(), Some(snapshot)) {
+            Ok(reads) => reads,
+            Err(e) => {
+                inner.release_writer();
+                return Err(e);
+            }
+        };
+        Ok(WriteTxn {
             inner,
             snapshot,
+            reads,
             writes: WriteBuffer::default(),
             finished: false,
-        }
+        })
     }
 
     /// The newest commit this transaction builds on (durable or not yet).
@@ -233,10 +263,7 @@ impl WriteTxn {
         if let Some(v) = self.writes.get(key) {
             return Ok(v);
         }
-        let node = SkipList::new(&self.inner.arenas).get(key, self.snapshot)?;
-        node.filter(|n| n.kind == Kind::Put)
-            .map(|n| n.value())
-            .transpose()
+        self.reads.get(key)
     }
 
     /// Keys within `range`, including this transaction's own writes.
@@ -263,15 +290,10 @@ impl WriteTxn {
             lower.as_ref().map(Vec::as_slice),
             upper.as_ref().map(Vec::as_slice),
         );
-        let stored = VisibleIter::new(
-            SkipList::new(&self.inner.arenas),
-            self.snapshot,
-            lower,
-            upper,
-        );
+        let stored = self.reads.view.scan(self.snapshot, lower, upper);
         WriteRange {
             buffered: Ends::new(Box::new(buffered)),
-            stored: Ends::new(Box::new(stored)),
+            stored: Ends::new(stored),
         }
     }
 
@@ -316,55 +338,11 @@ impl std::fmt::Debug for WriteTxn {
 
 type Item<'a, V> = (&'a [u8], V);
 
-/// A double-ended iterator whose next item at either end can be peeked.
-/// When the middle runs dry, an end takes the item peeked at the other.
-struct Ends<'a, T> {
-    iter: Box<dyn DoubleEndedIterator<Item = T> + 'a>,
-    front: Option<T>,
-    back: Option<T>,
-}
-
-impl<'a, T> Ends<'a, T> {
-    fn new(iter: Box<dyn DoubleEndedIterator<Item = T> + 'a>) -> Self {
-        Ends {
-            iter,
-            front: None,
-            back: None,
-        }
-    }
-
-    fn peek(&mut self, back: bool) -> Option<&T> {
-        let (mine, other) = if back {
-            (&mut self.back, &mut self.front)
-        } else {
-            (&mut self.front, &mut self.back)
-        };
-        if mine.is_none() {
-            *mine = if back {
-                self.iter.next_back()
-            } else {
-                self.iter.next()
-            }
-            .or_else(|| other.take());
-        }
-        mine.as_ref()
-    }
-
-    fn take(&mut self, back: bool) -> Option<T> {
-        self.peek(back);
-        if back {
-            self.back.take()
-        } else {
-            self.front.take()
-        }
-    }
-}
-
 /// Key-value pairs of a write transaction: its buffered writes merged over
 /// the stored versions, the buffer winning on equal keys.
 pub struct WriteRange<'a> {
-    buffered: Ends<'a, Item<'a, Option<&'a [u8]>>>,
-    stored: Ends<'a, Result<Item<'a, &'a [u8]>>>,
+    buffered: Ends<Box<dyn DoubleEndedIterator<Item = Item<'a, Option<&'a [u8]>>> + 'a>>,
+    stored: Ends<Scan<'a>>,
 }
 
 impl<'a> WriteRange<'a> {

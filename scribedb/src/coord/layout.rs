@@ -57,12 +57,27 @@ pub const OFF_WRITER_SINCE: usize = OFF_WRITER_PID + F;
 pub const OFF_GC_HORIZON: usize = OFF_WRITER_SINCE + F;
 /// Number of versions in the version store.
 pub const OFF_VERSION_COUNT: usize = OFF_GC_HORIZON + F;
-/// Generation of the manifest of sorted segments (reserved: 0).
+/// Generation of the manifest of sorted segments (0: none yet).
 pub const OFF_MANIFEST_GENERATION: usize = OFF_VERSION_COUNT + F;
 /// `version_count` before the commit in progress inserted anything.
 pub const OFF_COMMIT_VERSION_BASE: usize = OFF_MANIFEST_GENERATION + F;
+/// Sequence number of the view of the store (which arenas and which
+/// manifest make up the database): odd while a view change is being
+/// written, +2 for each change. Fields it guards: `MEM_GENERATION`,
+/// `ARENA_COUNT`, `SEALED_GENERATION`, `SEALED_LOG_END`, `ACTIVE_LOG_START`,
+/// `MANIFEST_GENERATION`.
+pub const OFF_VIEW_SEQ: usize = OFF_COMMIT_VERSION_BASE + F;
+/// Arena generation of the sealed memtable waiting to be flushed (0: none).
+pub const OFF_SEALED_GENERATION: usize = OFF_VIEW_SEQ + F;
+/// Log offset where the sealed memtable's records end.
+pub const OFF_SEALED_LOG_END: usize = OFF_SEALED_GENERATION + F;
+/// Log offset where the current memtable's records begin.
+pub const OFF_ACTIVE_LOG_START: usize = OFF_SEALED_LOG_END + F;
+/// Oldest view a reader registering now may rely on: files retired before
+/// it may be deleted once no live reader names an older view.
+pub const OFF_VIEW_FLOOR: usize = OFF_ACTIVE_LOG_START + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_COMMIT_VERSION_BASE + F;
+pub const HEADER_USED: usize = OFF_VIEW_FLOOR + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;
@@ -79,6 +94,8 @@ pub const READER_OWNER: usize = 0;
 pub const READER_SNAPSHOT: usize = READER_OWNER + F;
 pub const READER_STARTED_MS: usize = READER_SNAPSHOT + F;
 pub const READER_PID: usize = READER_STARTED_MS + F;
+/// The view sequence number the reader reads (pins its files).
+pub const READER_VIEW: usize = READER_PID + F;
 
 /// Upper bounds accepted from the file, so a corrupt header cannot make us
 /// map or scan absurd sizes.
@@ -90,6 +107,11 @@ pub const LIMIT_PROCS: u64 = 1 << 14;
 pub const LOCK_OPEN: u64 = 0;
 /// Exclusive while a write transaction exists.
 pub const LOCK_WRITER: u64 = 1;
+/// Exclusive while the view (the fields `VIEW_SEQ` guards) changes, and
+/// while files that no view names are deleted.
+pub const LOCK_VIEW: u64 = 2;
+/// Exclusive for the process that runs flushes and compactions.
+pub const LOCK_MAINT: u64 = 3;
 /// `LOCK_PROC_BASE + i` is held exclusively by the owner of process slot `i`.
 pub const LOCK_PROC_BASE: u64 = 1 << 20;
 

@@ -60,6 +60,20 @@ pub(crate) struct ReaderSlotInfo {
     pub snapshot: u64,
     pub started_ms: u64,
     pub pid: u64,
+    pub view: u64,
+}
+
+/// The fields of the coordination header that make up the view of the
+/// store, read and written together under `OFF_VIEW_SEQ`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ViewFields {
+    pub seq: u64,
+    pub mem_generation: u64,
+    pub arena_count: u64,
+    pub sealed_generation: u64,
+    pub sealed_log_end: u64,
+    pub active_log_start: u64,
+    pub manifest_generation: u64,
 }
 
 impl Coord {
@@ -291,6 +305,94 @@ impl Coord {
             .store(snapshot, Ordering::SeqCst);
     }
 
+    /// Publish the view a claimed reader slot reads. Sequentially
+    /// consistent, like `set_reader`, so that a following load of the view
+    /// floor cannot be reordered before it.
+    pub fn set_reader_view(&self, slot: usize, view: u64) {
+        self.reader_field(slot, READER_VIEW)
+            .store(view, Ordering::SeqCst);
+    }
+
+    // ---- view -------------------------------------------------------
+
+    /// A consistent copy of the fields `OFF_VIEW_SEQ` guards. Spins while a
+    /// change is being written (a few stores, made with `LOCK_VIEW` held);
+    /// gives up after a bound, as a corrupt header could leave it odd.
+    pub fn read_view(&self) -> Result<ViewFields> {
+        for _ in 0..1_000_000 {
+            let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst);
+            if seq % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let fields = ViewFields {
+                seq,
+                mem_generation: self.hdr(OFF_MEM_GENERATION).load(Ordering::SeqCst),
+                arena_count: self.hdr(OFF_ARENA_COUNT).load(Ordering::SeqCst),
+                sealed_generation: self.hdr(OFF_SEALED_GENERATION).load(Ordering::SeqCst),
+                sealed_log_end: self.hdr(OFF_SEALED_LOG_END).load(Ordering::SeqCst),
+                active_log_start: self.hdr(OFF_ACTIVE_LOG_START).load(Ordering::SeqCst),
+                manifest_generation: self.hdr(OFF_MANIFEST_GENERATION).load(Ordering::SeqCst),
+            };
+            if self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) == seq {
+                return Ok(fields);
+            }
+        }
+        Err(Error::corrupted(
+            &self.path,
+            OFF_VIEW_SEQ as u64,
+            "the view sequence stays odd (a view change never finished); \
+             close every handle and reopen to rebuild",
+        ))
+    }
+
+    /// Store a new view: sequence odd, the fields, sequence even again.
+    /// Only with `LOCK_VIEW` held, or while alone.
+    pub fn write_view(&self, v: &ViewFields) -> u64 {
+        let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) | 1;
+        self.hdr(OFF_VIEW_SEQ).store(seq, Ordering::SeqCst);
+        self.hdr(OFF_MEM_GENERATION)
+            .store(v.mem_generation, Ordering::SeqCst);
+        self.hdr(OFF_ARENA_COUNT)
+            .store(v.arena_count, Ordering::SeqCst);
+        self.hdr(OFF_SEALED_GENERATION)
+            .store(v.sealed_generation, Ordering::SeqCst);
+        self.hdr(OFF_SEALED_LOG_END)
+            .store(v.sealed_log_end, Ordering::SeqCst);
+        self.hdr(OFF_ACTIVE_LOG_START)
+            .store(v.active_log_start, Ordering::SeqCst);
+        self.hdr(OFF_MANIFEST_GENERATION)
+            .store(v.manifest_generation, Ordering::SeqCst);
+        self.hdr(OFF_VIEW_SEQ).store(seq + 1, Ordering::SeqCst);
+        seq + 1
+    }
+
+    /// Take `LOCK_VIEW`, waiting for it.
+    pub fn lock_view(&self) -> Result<()> {
+        lock::lock_wait(&self.file, LOCK_VIEW, Kind::Exclusive)
+            .ctx(|| format!("locking {}", self.path.display()))
+    }
+
+    pub fn unlock_view(&self) {
+        let _ = lock::unlock(&self.file, LOCK_VIEW);
+    }
+
+    /// Try to take the maintenance role (flushes and compactions).
+    pub fn try_lock_maint(&self) -> Result<bool> {
+        lock::try_lock(&self.file, LOCK_MAINT, Kind::Exclusive)
+            .ctx(|| format!("locking {}", self.path.display()))
+    }
+
+    /// Take the maintenance role, waiting for another process's job.
+    pub fn lock_maint_wait(&self) -> Result<()> {
+        lock::lock_wait(&self.file, LOCK_MAINT, Kind::Exclusive)
+            .ctx(|| format!("locking {}", self.path.display()))
+    }
+
+    pub fn unlock_maint(&self) {
+        let _ = lock::unlock(&self.file, LOCK_MAINT);
+    }
+
     pub fn release_reader_slot(&self, slot: usize, owner: u64) {
         let _ = self.reader_field(slot, READER_OWNER).compare_exchange(
             owner,
@@ -315,6 +417,7 @@ impl Coord {
                         .reader_field(slot, READER_STARTED_MS)
                         .load(Ordering::Relaxed),
                     pid: self.reader_field(slot, READER_PID).load(Ordering::Relaxed),
+                    view: self.reader_field(slot, READER_VIEW).load(Ordering::SeqCst),
                 })
             })
             .collect()

@@ -636,22 +636,30 @@ impl Arenas {
         Ok((used, size))
     }
 
-    /// Remove the files of every generation other than `keep`.
-    pub fn remove_other_generations(dir: &Path, keep: u64) {
+    /// The generation these arenas belong to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Remove the arena files of every generation for which `keep` is false;
+    /// returns how many files went.
+    pub fn remove_generations(dir: &Path, keep: impl Fn(u64) -> bool) -> usize {
         let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+            return 0;
         };
+        let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(rest) = name
+            let generation = name
                 .strip_prefix("mem-")
                 .and_then(|r| r.strip_suffix(".arena"))
-            {
-                if !rest.starts_with(&format!("{keep:016x}-")) {
-                    let _ = std::fs::remove_file(entry.path());
-                }
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(g, _)| u64::from_str_radix(g, 16).ok());
+            if generation.is_some_and(|g| !keep(g)) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
             }
         }
+        removed
     }
 }

@@ -17,11 +17,17 @@ use crate::error::Result;
 pub(crate) use arena::{cmp_keys, Arenas, Kind, Node, StoredValue};
 pub(crate) use skiplist::{Inserter, SkipList, SpreadEntry};
 
+/// A key's visible value, `None` for a tombstone.
+pub(crate) type Visible<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// A double-ended iterator over the keys visible at one snapshot within
-/// `[lower, upper]`, yielding `(key, value)` slices of the mapping.
+/// `[lower, upper]`, yielding `(key, value)` slices of the mapping. With
+/// `tombstones`, a key whose visible version is a delete is yielded with
+/// `None`, so that a merge with older sources can hide their versions.
 pub(crate) struct VisibleIter<'a> {
     list: SkipList<'a>,
     snapshot: u64,
+    tombstones: bool,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     /// Next node to examine going forward; `None` before the first step.
@@ -31,13 +37,13 @@ pub(crate) struct VisibleIter<'a> {
     last_back: Option<&'a [u8]>,
     /// Going backward: entries of the current batch, in ascending order,
     /// and where the next batch ends.
-    back_batch: Vec<(&'a [u8], &'a [u8])>,
+    back_batch: Vec<Visible<'a>>,
     back_end: BackEnd<'a>,
     done: bool,
 }
 
 /// The visible version of a key, and the first node of the next key.
-type Visible<'a> = (Option<Node<'a>>, Option<Node<'a>>);
+type VisibleNode<'a> = (Option<Node<'a>>, Option<Node<'a>>);
 
 /// The exclusive end of the next backward batch.
 #[derive(Clone, Copy)]
@@ -74,12 +80,14 @@ impl<'a> VisibleIter<'a> {
     pub fn new(
         list: SkipList<'a>,
         snapshot: u64,
+        tombstones: bool,
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
     ) -> Self {
         VisibleIter {
             list,
             snapshot,
+            tombstones,
             lower,
             upper,
             front: None,
@@ -112,7 +120,17 @@ impl<'a> VisibleIter<'a> {
         Ok(first)
     }
 
-    fn step_front(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+    /// The item for a key's visible version, if it yields one.
+    #[inline(always)]
+    fn item(&self, key: &'a [u8], visible: Option<Node<'a>>) -> Result<Option<Visible<'a>>> {
+        match visible {
+            Some(v) if v.kind == Kind::Put => Ok(Some((key, Some(v.value()?)))),
+            Some(_) if self.tombstones => Ok(Some((key, None))),
+            _ => Ok(None),
+        }
+    }
+
+    fn step_front(&mut self) -> Result<Option<Visible<'a>>> {
         let mut cur = match self.front.take() {
             Some(cur) => cur,
             None => self.seek_front()?,
@@ -124,10 +142,10 @@ impl<'a> VisibleIter<'a> {
             }
             let (visible, after) = self.visible_version(node)?;
             cur = after;
-            if let Some(v) = visible.filter(|v| v.kind == Kind::Put) {
+            if let Some(item) = self.item(key, visible)? {
                 self.front = Some(cur);
                 self.last_front = Some(key);
-                return Ok(Some((key, v.value()?)));
+                return Ok(Some(item));
             }
         }
         self.front = Some(None);
@@ -138,7 +156,7 @@ impl<'a> VisibleIter<'a> {
     /// snapshot (if any) and the first node of the next key.
     // Inlined: it is the body of every scan step.
     #[inline(always)]
-    fn visible_version(&self, newest: Node<'a>) -> Result<Visible<'a>> {
+    fn visible_version(&self, newest: Node<'a>) -> Result<VisibleNode<'a>> {
         let key = newest.key();
         // Versions come newest first: the first one at or below the
         // snapshot is the visible one.
@@ -170,7 +188,7 @@ impl<'a> VisibleIter<'a> {
         }
     }
 
-    fn step_back(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>> {
+    fn step_back(&mut self) -> Result<Option<Visible<'a>>> {
         loop {
             if let Some((key, value)) = self.back_batch.pop() {
                 if self.last_front.is_some_and(|f| key <= f) {
@@ -225,17 +243,17 @@ impl<'a> VisibleIter<'a> {
             let (visible, after) = self.visible_version(node)?;
             cur = after;
             let wanted = above_lower(key, &self.lower) && self.last_front.is_none_or(|f| key > f);
-            if let Some(v) = visible.filter(|v| wanted && v.kind == Kind::Put) {
-                self.back_batch.push((key, v.value()?));
+            if !wanted {
+                continue;
+            }
+            if let Some(item) = self.item(key, visible)? {
+                self.back_batch.push(item);
             }
         }
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        r: Result<Option<(&'a [u8], &'a [u8])>>,
-    ) -> Option<Result<(&'a [u8], &'a [u8])>> {
+    fn finish(&mut self, r: Result<Option<Visible<'a>>>) -> Option<Result<Visible<'a>>> {
         match r {
             Ok(Some(kv)) => Some(Ok(kv)),
             Ok(None) => {
@@ -251,7 +269,7 @@ impl<'a> VisibleIter<'a> {
 }
 
 impl<'a> Iterator for VisibleIter<'a> {
-    type Item = Result<(&'a [u8], &'a [u8])>;
+    type Item = Result<Visible<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

@@ -129,6 +129,8 @@ pub(crate) struct Wal {
     /// once per open file, so a later sync "succeeding" proves nothing: after
     /// a failure no sync of this handle is trusted again.
     sync_failure: OnceLock<String>,
+    /// The log below this offset has been cut (this handle's knowledge).
+    cut: Mutex<u64>,
 }
 
 impl Wal {
@@ -197,6 +199,7 @@ impl Wal {
             syncing: Mutex::new(false),
             synced: Condvar::new(),
             sync_failure: OnceLock::new(),
+            cut: Mutex::new(0),
         })
     }
 
@@ -340,6 +343,42 @@ impl Wal {
         self.write_zeros(at, (at + span).min(len))
     }
 
+    /// Give back the disk blocks of the log below `offset` (whole pages
+    /// past the header), whose records are all in segments now. The file
+    /// keeps its length and offsets; the range reads as zeros. File systems
+    /// that cannot punch holes keep the blocks.
+    pub fn cut_below(&self, offset: u64) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        const PAGE: u64 = 4096;
+        let to = offset / PAGE * PAGE;
+        let mut cut = self.cut.lock().unwrap_or_else(|p| p.into_inner());
+        let from = (*cut).max(PAGE);
+        if to <= from {
+            return Ok(());
+        }
+        // SAFETY: fallocate only changes the file's blocks; no memory is
+        // passed.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                from as libc::off_t,
+                (to - from) as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(Error::io(
+                    format!("cutting {} below offset {to}", self.path.display()),
+                    e,
+                ));
+            }
+        }
+        *cut = to;
+        Ok(())
+    }
+
     /// Why syncing failed once, if it did.
     pub fn sync_failure(&self) -> Option<&str> {
         self.sync_failure.get().map(String::as_str)
@@ -412,6 +451,7 @@ impl Wal {
     /// Runs only while the open lock is held exclusively.
     pub fn recover(
         &self,
+        start: u64,
         repair: bool,
         mut apply: impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
     ) -> Result<RecoveryReport> {
@@ -422,7 +462,17 @@ impl Wal {
             unsafe { Mmap::map(&self.file) }.ctx(|| format!("mapping {}", self.path.display()))?;
         let bytes = &map[..len as usize];
         let mut report = RecoveryReport::default();
-        let mut pos = FILE_HEADER as u64;
+        if start < FILE_HEADER as u64 || start > len {
+            return Err(Error::corrupted(
+                &self.path,
+                start,
+                format!(
+                    "the manifest says unflushed records begin at offset {start}, \
+                     but the log is {len} bytes long"
+                ),
+            ));
+        }
+        let mut pos = start;
         let mut last_ts = 0;
         let damage: Option<&'static str> = loop {
             let rest = &bytes[pos as usize..];

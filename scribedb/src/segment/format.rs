@@ -1,0 +1,184 @@
+//! Layout constants of segment files and the encoding of their parts.
+//!
+//! Everything here is pure: byte layouts in, values out. Every function
+//! that reads untrusted bytes checks its bounds and reports damage as an
+//! [`Error::Corrupted`] naming the file and offset.
+
+use std::path::Path;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::entry::Kind;
+use crate::error::{Error, Result};
+
+pub const MAGIC: [u8; 8] = *b"SCRBSEG\0";
+pub const VERSION: u32 = 1;
+
+// Header, at offset 0.
+pub const H_MAGIC: usize = 0; // [u8; 8]
+pub const H_VERSION: usize = H_MAGIC + 8; // u32
+pub const H_FLAGS: usize = H_VERSION + 4; // u32, zero
+pub const H_SEED: usize = H_FLAGS + 4; // u64
+pub const H_ENTRIES: usize = H_SEED + 8; // u64
+pub const H_KEYS: usize = H_ENTRIES + 8; // u64
+pub const H_DATA_END: usize = H_KEYS + 8; // u64
+pub const H_SLOTS: usize = H_DATA_END + 8; // u64
+pub const H_FOOTER_LEN: usize = H_SLOTS + 8; // u32
+pub const H_CRC: usize = H_FOOTER_LEN + 4; // u32 over [0, H_CRC)
+pub const HEADER: usize = H_CRC + 4;
+const _: () = assert!(HEADER == 64);
+
+// Entry, 8-byte aligned, in the data section.
+pub const E_KEY_LEN: usize = 0; // u32
+pub const E_KIND: usize = E_KEY_LEN + 4; // u8
+pub const E_RESERVED: usize = E_KIND + 1; // [u8; 3], zero
+pub const E_TS: usize = E_RESERVED + 3; // u64
+pub const E_VALUE_LEN: usize = E_TS + 8; // u32
+pub const E_CRC: usize = E_VALUE_LEN + 4; // u32 over [0, E_CRC) ++ key ++ value
+pub const E_KEY: usize = E_CRC + 4;
+const _: () = assert!(E_KEY == 24);
+
+// Footer, the last bytes of the file.
+pub const F_TABLE_CRC: usize = 0; // u32
+pub const F_INDEX_CRC: usize = F_TABLE_CRC + 4; // u32
+pub const F_TOMBSTONES: usize = F_INDEX_CRC + 4; // u64
+pub const F_MIN_TS: usize = F_TOMBSTONES + 8; // u64
+pub const F_MAX_TS: usize = F_MIN_TS + 8; // u64
+pub const F_NEWEST_PUT_BYTES: usize = F_MAX_TS + 8; // u64
+pub const F_FIRST_KEY_LEN: usize = F_NEWEST_PUT_BYTES + 8; // u32
+pub const F_LAST_KEY_LEN: usize = F_FIRST_KEY_LEN + 4; // u32
+pub const F_KEYS: usize = F_LAST_KEY_LEN + 4; // first key, last key, then crc u32
+/// Footer bytes besides the two keys (including the final checksum).
+pub const FOOTER_FIXED: usize = F_KEYS + 4;
+
+/// Hash index slot: tag in the high bits, entry offset / 8 in the low.
+pub const SLOT_OFFSET_BITS: u32 = 40;
+pub const SLOT_OFFSET_MASK: u64 = (1 << SLOT_OFFSET_BITS) - 1;
+/// Largest data section end the slot encoding can address.
+pub const MAX_DATA_END: u64 = 8 << SLOT_OFFSET_BITS;
+
+/// Hash of `key` under the file's seed.
+#[inline]
+pub fn hash_key(key: &[u8], seed: u64) -> u64 {
+    xxh3_64_with_seed(key, seed)
+}
+
+/// Hash index capacity for `keys` distinct keys: a power of two, at least
+/// twice the key count (so that probing always meets an empty slot).
+pub fn index_slots(keys: u64) -> u64 {
+    keys.saturating_mul(2).max(2).next_power_of_two()
+}
+
+/// The slot that names the entry at byte `offset` for a key hashing to `hash`.
+#[inline]
+pub fn make_slot(hash: u64, offset: u64) -> u64 {
+    debug_assert!(offset & 7 == 0 && offset >= HEADER as u64 && offset < MAX_DATA_END);
+    (hash >> SLOT_OFFSET_BITS << SLOT_OFFSET_BITS) | (offset / 8)
+}
+
+/// Does the occupied `slot` possibly belong to a key hashing to `hash`?
+#[inline]
+pub fn slot_tag_matches(slot: u64, hash: u64) -> bool {
+    (slot ^ hash) >> SLOT_OFFSET_BITS == 0
+}
+
+/// The entry offset an occupied slot names (not yet checked).
+#[inline]
+pub fn slot_offset(slot: u64) -> u64 {
+    (slot & SLOT_OFFSET_MASK) * 8
+}
+
+/// Bytes an entry occupies, padding included.
+#[inline]
+pub fn entry_size(key_len: usize, value_len: usize) -> usize {
+    (E_KEY + key_len + value_len + 7) & !7
+}
+
+/// The fixed part of an entry, whose checksum still has to be appended
+/// with the key and the value.
+pub fn encode_entry_head(key: &[u8], ts: u64, kind: Kind, value: &[u8]) -> [u8; E_KEY] {
+    let mut head = [0u8; E_KEY];
+    head[E_KEY_LEN..E_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    head[E_KIND] = kind as u8;
+    head[E_TS..E_TS + 8].copy_from_slice(&ts.to_le_bytes());
+    head[E_VALUE_LEN..E_VALUE_LEN + 4].copy_from_slice(&(value.len() as u32).to_le_bytes());
+    let crc = entry_crc(&head[..E_CRC], key, value);
+    head[E_CRC..E_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+#[inline]
+fn entry_crc(fixed: &[u8], key: &[u8], value: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(fixed);
+    let crc = crc32c::crc32c_append(crc, key);
+    crc32c::crc32c_append(crc, value)
+}
+
+/// One decoded entry: borrowed from the bytes it was decoded from.
+pub struct RawEntry<'a> {
+    pub key: &'a [u8],
+    pub ts: u64,
+    pub kind: Kind,
+    pub value: &'a [u8],
+    /// Offset of the next entry (the end of this one, padding included).
+    pub next: usize,
+}
+
+/// Decode the entry at `offset` of `buf`, which must lie in
+/// `[HEADER, data_end)`, and verify its checksum. This is the one place
+/// entry data is checked.
+pub fn decode_entry<'a>(
+    buf: &'a [u8],
+    data_end: usize,
+    offset: u64,
+    path: &Path,
+) -> Result<RawEntry<'a>> {
+    let bad = |what: &str| Error::corrupted(path, offset, format!("segment entry: {what}"));
+    let data_end = data_end.min(buf.len());
+    let off = match usize::try_from(offset) {
+        Ok(o) if o & 7 == 0 && o >= HEADER && o <= data_end.saturating_sub(E_KEY) => o,
+        _ => return Err(bad("offset outside the data section or misaligned")),
+    };
+    let key_len = le_u32(buf, off + E_KEY_LEN) as usize;
+    let value_len = le_u32(buf, off + E_VALUE_LEN) as usize;
+    // Both lengths are below 2^32, so the sum cannot overflow a 64-bit usize.
+    let key_at = off + E_KEY;
+    let value_at = key_at + key_len;
+    let end = value_at + value_len;
+    if end > data_end {
+        return Err(bad("key or value runs past the data section"));
+    }
+    let key = &buf[key_at..value_at];
+    let value = &buf[value_at..end];
+    let stored = le_u32(buf, off + E_CRC);
+    if entry_crc(&buf[off..off + E_CRC], key, value) != stored {
+        return Err(bad("checksum mismatch"));
+    }
+    let kind = Kind::from_code(buf[off + E_KIND]).ok_or_else(|| bad("unknown kind"))?;
+    if kind == Kind::Delete && value_len != 0 {
+        return Err(bad("tombstone with a value"));
+    }
+    Ok(RawEntry {
+        key,
+        ts: le_u64(buf, off + E_TS),
+        kind,
+        value,
+        next: (end + 7) & !7,
+    })
+}
+
+/// The little-endian `u32` at `off` (the caller has checked the bounds).
+#[inline]
+pub fn le_u32(buf: &[u8], off: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[off..off + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// The little-endian `u64` at `off` (the caller has checked the bounds).
+#[inline]
+pub fn le_u64(buf: &[u8], off: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[off..off + 8]);
+    u64::from_le_bytes(b)
+}

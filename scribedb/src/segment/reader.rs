@@ -1,0 +1,458 @@
+//! Reading a segment file through a read-only mapping.
+
+use std::fs::File;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::format::*;
+use super::SegmentMeta;
+use crate::entry::Kind;
+use crate::error::{Error, IoContext, Result};
+
+/// One version read from a segment; the slices borrow the mapping.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Version<'a> {
+    pub key: &'a [u8],
+    pub ts: u64,
+    pub kind: Kind,
+    pub value: &'a [u8],
+}
+
+/// An open, validated segment file.
+pub(crate) struct Segment {
+    map: Mmap,
+    path: PathBuf,
+    meta: SegmentMeta,
+    seed: u64,
+    entries: usize,
+    data_end: usize,
+    index_off: usize,
+    slots: usize,
+}
+
+impl Segment {
+    /// Map `path` and validate its header, footer, offset table and index.
+    /// Entry data is checked entry by entry as it is read.
+    pub fn open(path: &Path) -> Result<Segment> {
+        let file = File::open(path).ctx(|| format!("opening segment {}", path.display()))?;
+        let len = file
+            .metadata()
+            .ctx(|| format!("reading metadata of segment {}", path.display()))?
+            .len();
+        let corrupted = |offset: u64, what: String| Error::corrupted(path, offset, what);
+        if len < (HEADER + FOOTER_FIXED) as u64 {
+            return Err(corrupted(
+                len,
+                format!("segment of {len} bytes is shorter than a header and footer"),
+            ));
+        }
+        // SAFETY: segment files are immutable once written: no process
+        // writes to or truncates a finished segment, and deleting one only
+        // unlinks it, which leaves existing mappings intact. The mapping is
+        // read-only, and every offset read from it is checked before use.
+        let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
+        let buf: &[u8] = &map;
+        if buf.len() as u64 != len {
+            return Err(corrupted(buf.len() as u64, "segment changed size".into()));
+        }
+
+        if buf[H_MAGIC..H_MAGIC + 8] != MAGIC {
+            return Err(Error::BadMagic {
+                file: path.to_path_buf(),
+                kind: "segment",
+            });
+        }
+        let version = le_u32(buf, H_VERSION);
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: version,
+                supported: VERSION,
+            });
+        }
+        if crc32c::crc32c(&buf[..H_CRC]) != le_u32(buf, H_CRC) {
+            return Err(corrupted(
+                H_CRC as u64,
+                "segment header checksum mismatch".into(),
+            ));
+        }
+        let flags = le_u32(buf, H_FLAGS);
+        if flags != 0 {
+            return Err(corrupted(
+                H_FLAGS as u64,
+                format!("unknown flags {flags:#x}"),
+            ));
+        }
+        let seed = le_u64(buf, H_SEED);
+        let entries = le_u64(buf, H_ENTRIES);
+        let keys = le_u64(buf, H_KEYS);
+        let data_end = le_u64(buf, H_DATA_END);
+        let slots = le_u64(buf, H_SLOTS);
+        let footer_len = le_u32(buf, H_FOOTER_LEN) as u64;
+
+        // The sections must tile the file exactly.
+        let bad_header =
+            |at: usize, what: &str| corrupted(at as u64, format!("segment header: {what}"));
+        if data_end < HEADER as u64 || data_end & 7 != 0 || data_end > MAX_DATA_END {
+            return Err(bad_header(H_DATA_END, "data section end out of range"));
+        }
+        if entries > (data_end - HEADER as u64) / E_KEY as u64 {
+            return Err(bad_header(
+                H_ENTRIES,
+                "more entries than fit in the data section",
+            ));
+        }
+        if keys > entries || (keys == 0) != (entries == 0) {
+            return Err(bad_header(H_KEYS, "key count does not match entry count"));
+        }
+        if slots != index_slots(keys) {
+            return Err(bad_header(H_SLOTS, "wrong hash index capacity"));
+        }
+        if footer_len < FOOTER_FIXED as u64 {
+            return Err(bad_header(H_FOOTER_LEN, "footer too short"));
+        }
+        let index_off = data_end + 8 * entries; // entries < 2^40: no overflow
+        let footer_off = slots
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(index_off))
+            .filter(|&f| f.checked_add(footer_len) == Some(len));
+        let Some(footer_off) = footer_off else {
+            return Err(corrupted(
+                len,
+                "segment size does not match its header (truncated or extended)".into(),
+            ));
+        };
+        // Everything is inside the mapping now, so these conversions hold.
+        let (data_end, index_off, footer_off) =
+            (data_end as usize, index_off as usize, footer_off as usize);
+        let (entries_n, slots_n) = (entries as usize, slots as usize);
+
+        // Footer.
+        let footer = &buf[footer_off..];
+        let crc_at = footer.len() - 4;
+        if crc32c::crc32c(&footer[..crc_at]) != le_u32(footer, crc_at) {
+            return Err(corrupted(
+                (footer_off + crc_at) as u64,
+                "segment footer checksum mismatch".into(),
+            ));
+        }
+        let first_len = le_u32(footer, F_FIRST_KEY_LEN) as usize;
+        let last_len = le_u32(footer, F_LAST_KEY_LEN) as usize;
+        if FOOTER_FIXED + first_len + last_len != footer.len()
+            || (entries == 0) != (first_len == 0 && last_len == 0)
+        {
+            return Err(corrupted(
+                (footer_off + F_FIRST_KEY_LEN) as u64,
+                "segment footer key lengths do not match its size".into(),
+            ));
+        }
+        let tombstones = le_u64(footer, F_TOMBSTONES);
+        if tombstones > entries {
+            return Err(corrupted(
+                (footer_off + F_TOMBSTONES) as u64,
+                "more tombstones than entries".into(),
+            ));
+        }
+
+        let table = &buf[data_end..index_off];
+        if crc32c::crc32c(table) != le_u32(footer, F_TABLE_CRC) {
+            return Err(corrupted(
+                data_end as u64,
+                "segment offset table checksum mismatch".into(),
+            ));
+        }
+        let index = &buf[index_off..footer_off];
+        if crc32c::crc32c(index) != le_u32(footer, F_INDEX_CRC) {
+            return Err(corrupted(
+                index_off as u64,
+                "segment hash index checksum mismatch".into(),
+            ));
+        }
+
+        let keys_at = F_KEYS;
+        let meta = SegmentMeta {
+            size: len,
+            entries,
+            keys,
+            tombstones,
+            min_ts: le_u64(footer, F_MIN_TS),
+            max_ts: le_u64(footer, F_MAX_TS),
+            first_key: footer[keys_at..keys_at + first_len].to_vec(),
+            last_key: footer[keys_at + first_len..keys_at + first_len + last_len].to_vec(),
+            newest_put_bytes: le_u64(footer, F_NEWEST_PUT_BYTES),
+        };
+        Ok(Segment {
+            map,
+            path: path.to_path_buf(),
+            meta,
+            seed,
+            entries: entries_n,
+            data_end,
+            index_off,
+            slots: slots_n,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The metadata recorded in the file.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// The newest version of `key` with timestamp `<= snapshot`, if any (a
+    /// tombstone is returned as such).
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Version<'_>>> {
+        let hash = hash_key(key, self.seed);
+        let mask = self.slots - 1;
+        let mut at = hash as usize & mask;
+        for _ in 0..self.slots {
+            let slot = le_u64(&self.map, self.index_off + 8 * at);
+            if slot == 0 {
+                return Ok(None);
+            }
+            if slot_tag_matches(slot, hash) {
+                let mut offset = slot_offset(slot);
+                let e = self.decode_at(offset)?;
+                if e.key == key {
+                    // The key's versions follow contiguously, newest first.
+                    let mut e = e;
+                    loop {
+                        if e.ts <= snapshot {
+                            return Ok(Some(Version {
+                                key: e.key,
+                                ts: e.ts,
+                                kind: e.kind,
+                                value: e.value,
+                            }));
+                        }
+                        if e.next >= self.data_end {
+                            return Ok(None);
+                        }
+                        offset = e.next as u64;
+                        e = self.decode_at(offset)?;
+                        if e.key != key {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            at = (at + 1) & mask;
+        }
+        Err(Error::corrupted(
+            &self.path,
+            self.index_off as u64,
+            "segment hash index has no empty slot",
+        ))
+    }
+
+    /// Number of entries (versions).
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Entry `i` in sorted order, checksum verified.
+    pub fn entry(&self, i: usize) -> Result<Version<'_>> {
+        if i >= self.entries {
+            return Err(Error::io(
+                format!("reading segment {}", self.path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("entry {i} of {}", self.entries),
+                ),
+            ));
+        }
+        let offset = le_u64(&self.map, self.data_end + 8 * i);
+        let e = self.decode_at(offset)?;
+        Ok(Version {
+            key: e.key,
+            ts: e.ts,
+            kind: e.kind,
+            value: e.value,
+        })
+    }
+
+    /// Index of the first entry whose key is `>= key`; `len()` if none.
+    pub fn lower_bound(&self, key: &[u8]) -> Result<usize> {
+        self.partition_point(|k| k < key)
+    }
+
+    /// Index of the first entry whose key is `> key`; `len()` if none.
+    fn upper_bound(&self, key: &[u8]) -> Result<usize> {
+        self.partition_point(|k| k <= key)
+    }
+
+    /// The first entry index for whose key `before` is false (it must be
+    /// true for a prefix of the entries and false for the rest).
+    fn partition_point(&self, before: impl Fn(&[u8]) -> bool) -> Result<usize> {
+        let (mut lo, mut hi) = (0, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if before(self.entry(mid)?.key) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The keys visible at `snapshot` within the bounds, in order from
+    /// either end: `(key, Some(value))` for a put, `(key, None)` for a
+    /// tombstone.
+    pub fn visible(
+        &self,
+        snapshot: u64,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+    ) -> SegmentIter<'_> {
+        let ends = (|| {
+            let front = match &lower {
+                Bound::Unbounded => 0,
+                Bound::Included(k) => self.lower_bound(k)?,
+                Bound::Excluded(k) => self.upper_bound(k)?,
+            };
+            let back = match &upper {
+                Bound::Unbounded => self.entries,
+                Bound::Included(k) => self.upper_bound(k)?,
+                Bound::Excluded(k) => self.lower_bound(k)?,
+            };
+            Ok((front, back.max(front)))
+        })();
+        match ends {
+            Ok((front, back)) => SegmentIter {
+                seg: self,
+                snapshot,
+                front,
+                back,
+                error: None,
+            },
+            Err(e) => SegmentIter {
+                seg: self,
+                snapshot,
+                front: 0,
+                back: 0,
+                error: Some(e),
+            },
+        }
+    }
+
+    fn decode_at(&self, offset: u64) -> Result<RawEntry<'_>> {
+        decode_entry(&self.map, self.data_end, offset, &self.path)
+    }
+}
+
+/// Iterator over the keys of a segment visible at a snapshot; see
+/// [`Segment::visible`]. Entries `front..back` are still to be yielded,
+/// always whole keys, so the two ends never cross.
+pub(crate) struct SegmentIter<'a> {
+    seg: &'a Segment,
+    snapshot: u64,
+    front: usize,
+    back: usize,
+    /// An error to yield next (from positioning), after which it ends.
+    error: Option<Error>,
+}
+
+type Item<'a> = Result<(&'a [u8], Option<&'a [u8]>)>;
+
+impl<'a> SegmentIter<'a> {
+    fn fail(&mut self, e: Error) -> Option<Item<'a>> {
+        self.front = self.back;
+        Some(Err(e))
+    }
+
+    fn item(v: &Version<'a>) -> (&'a [u8], Option<&'a [u8]>) {
+        match v.kind {
+            Kind::Put => (v.key, Some(v.value)),
+            Kind::Delete => (v.key, None),
+        }
+    }
+
+    /// The next key from the front: its visible version if any, and the
+    /// index past its versions.
+    fn step_front(&self) -> Result<(Option<Version<'a>>, usize)> {
+        let first = self.seg.entry(self.front)?;
+        let mut found = (first.ts <= self.snapshot).then_some(first);
+        let mut i = self.front + 1;
+        while i < self.back {
+            let v = self.seg.entry(i)?;
+            if v.key != first.key {
+                break;
+            }
+            if found.is_none() && v.ts <= self.snapshot {
+                found = Some(v);
+            }
+            i += 1;
+        }
+        Ok((found, i))
+    }
+
+    /// The next key from the back: its visible version if any, and the
+    /// index of its first version.
+    fn step_back(&self) -> Result<(Option<Version<'a>>, usize)> {
+        let last = self.seg.entry(self.back - 1)?;
+        // Walking back the timestamps rise: the last one seen that is still
+        // within the snapshot is the newest visible.
+        let mut found = (last.ts <= self.snapshot).then_some(last);
+        let mut i = self.back - 1;
+        while i > self.front {
+            let v = self.seg.entry(i - 1)?;
+            if v.key != last.key {
+                break;
+            }
+            if v.ts <= self.snapshot {
+                found = Some(v);
+            }
+            i -= 1;
+        }
+        Ok((found, i))
+    }
+}
+
+impl<'a> Iterator for SegmentIter<'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return self.fail(e);
+        }
+        while self.front < self.back {
+            match self.step_front() {
+                Ok((found, next)) => {
+                    self.front = next;
+                    if let Some(v) = found {
+                        return Some(Ok(Self::item(&v)));
+                    }
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        None
+    }
+}
+
+impl DoubleEndedIterator for SegmentIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return self.fail(e);
+        }
+        while self.front < self.back {
+            match self.step_back() {
+                Ok((found, start)) => {
+                    self.back = start;
+                    if let Some(v) = found {
+                        return Some(Ok(Self::item(&v)));
+                    }
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,458 @@
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::entry::Kind;
+use crate::error::Error;
+
+/// (key, newest first) → (kind, value)
+type Model = BTreeMap<(Vec<u8>, Reverse<u64>), (Kind, Vec<u8>)>;
+type Item = (Vec<u8>, Option<Vec<u8>>);
+
+fn write(path: &Path, model: &Model) -> SegmentMeta {
+    let mut w = SegmentWriter::create(path).unwrap();
+    for ((key, Reverse(ts)), (kind, value)) in model {
+        w.add(key, *ts, *kind, value).unwrap();
+    }
+    assert_eq!(w.entries(), model.len() as u64);
+    let bytes = w.bytes();
+    let meta = w.finish().unwrap();
+    assert!(meta.size > bytes);
+    meta
+}
+
+fn random_model(rng: &mut StdRng, keys: usize, max_versions: usize, max_value: usize) -> Model {
+    let mut model = Model::new();
+    let alphabet = [0u8, b'a', b'b', b'c', 0xff];
+    for _ in 0..keys {
+        let len = rng.random_range(1..10);
+        let key: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        for _ in 0..rng.random_range(1..=max_versions) {
+            let ts = rng.random_range(1..1000);
+            let entry = if rng.random_bool(0.2) {
+                (Kind::Delete, Vec::new())
+            } else {
+                let n = if rng.random_bool(0.1) {
+                    0
+                } else {
+                    rng.random_range(0..=max_value)
+                };
+                (Kind::Put, (0..n).map(|_| rng.random()).collect())
+            };
+            model.insert((key.clone(), Reverse(ts)), entry);
+        }
+    }
+    model
+}
+
+fn model_get(model: &Model, key: &[u8], snapshot: u64) -> Option<(u64, Kind, Vec<u8>)> {
+    model
+        .range((key.to_vec(), Reverse(snapshot))..)
+        .next()
+        .filter(|((k, _), _)| k == key)
+        .map(|((_, Reverse(ts)), (kind, value))| (*ts, *kind, value.clone()))
+}
+
+fn in_bounds(key: &[u8], lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
+    let above = match lower {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match upper {
+        Bound::Included(u) => key <= u.as_slice(),
+        Bound::Excluded(u) => key < u.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+fn model_visible(
+    model: &Model,
+    snapshot: u64,
+    lower: &Bound<Vec<u8>>,
+    upper: &Bound<Vec<u8>>,
+) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::new();
+    let mut last: Option<&Vec<u8>> = None;
+    for ((key, Reverse(ts)), (kind, value)) in model {
+        if !in_bounds(key, lower, upper) || *ts > snapshot || last == Some(key) {
+            continue;
+        }
+        last = Some(key);
+        out.push((key.clone(), (*kind == Kind::Put).then(|| value.clone())));
+    }
+    out
+}
+
+fn owned(item: (&[u8], Option<&[u8]>)) -> Item {
+    (item.0.to_vec(), item.1.map(<[u8]>::to_vec))
+}
+
+fn random_key(rng: &mut StdRng, model: &Model) -> Vec<u8> {
+    if rng.random_bool(0.5) && !model.is_empty() {
+        let i = rng.random_range(0..model.len());
+        model.keys().nth(i).unwrap().0.clone()
+    } else {
+        let len = rng.random_range(0..6);
+        (0..len)
+            .map(|_| [0u8, b'a', b'b', b'c', 0xff][rng.random_range(0..5)])
+            .collect()
+    }
+}
+
+fn random_bound(rng: &mut StdRng, model: &Model) -> Bound<Vec<u8>> {
+    match rng.random_range(0..3) {
+        0 => Bound::Unbounded,
+        1 => Bound::Included(random_key(rng, model)),
+        _ => Bound::Excluded(random_key(rng, model)),
+    }
+}
+
+fn expected_meta(model: &Model, size: u64) -> SegmentMeta {
+    let mut meta = SegmentMeta {
+        size,
+        entries: model.len() as u64,
+        keys: 0,
+        tombstones: 0,
+        min_ts: model.keys().map(|k| k.1 .0).min().unwrap_or(0),
+        max_ts: model.keys().map(|k| k.1 .0).max().unwrap_or(0),
+        first_key: model.keys().next().map(|k| k.0.clone()).unwrap_or_default(),
+        last_key: model.keys().last().map(|k| k.0.clone()).unwrap_or_default(),
+        newest_put_bytes: 0,
+    };
+    let mut last: Option<&Vec<u8>> = None;
+    for ((key, _), (kind, value)) in model {
+        if *kind == Kind::Delete {
+            meta.tombstones += 1;
+        }
+        if last != Some(key) {
+            meta.keys += 1;
+            if *kind == Kind::Put {
+                meta.newest_put_bytes += (key.len() + value.len()) as u64;
+            }
+        }
+        last = Some(key);
+    }
+    meta
+}
+
+#[test]
+fn segment_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Segment>();
+}
+
+#[test]
+fn round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.seg");
+    let mut rng = StdRng::seed_from_u64(0x5e6);
+    let model = random_model(&mut rng, 900, 6, 300);
+    assert!(model.len() > 2000);
+    let meta = write(&path, &model);
+    let seg = Segment::open(&path).unwrap();
+    assert_eq!(seg.path(), path);
+    assert_eq!(seg.meta(), &meta);
+    assert_eq!(
+        meta,
+        expected_meta(&model, std::fs::metadata(&path).unwrap().len())
+    );
+    assert_eq!(seg.len(), model.len());
+
+    // Every entry, in order.
+    for (i, ((key, Reverse(ts)), (kind, value))) in model.iter().enumerate() {
+        let v = seg.entry(i).unwrap();
+        assert_eq!(
+            (v.key, v.ts, v.kind, v.value),
+            (&key[..], *ts, *kind, &value[..])
+        );
+    }
+    assert!(seg.entry(model.len()).is_err());
+
+    // Point reads.
+    for _ in 0..3000 {
+        let key = random_key(&mut rng, &model);
+        let snapshot = match rng.random_range(0..4) {
+            0 => u64::MAX,
+            1 => 0,
+            _ => rng.random_range(0..1001),
+        };
+        let got = seg.get(&key, snapshot).unwrap().map(|v| {
+            assert_eq!(v.key, key);
+            (v.ts, v.kind, v.value.to_vec())
+        });
+        assert_eq!(
+            got,
+            model_get(&model, &key, snapshot),
+            "{key:?} at {snapshot}"
+        );
+    }
+
+    // Lower bounds.
+    let keys: Vec<&Vec<u8>> = model.keys().map(|k| &k.0).collect();
+    for _ in 0..300 {
+        let key = random_key(&mut rng, &model);
+        let expect = keys.partition_point(|k| k.as_slice() < key.as_slice());
+        assert_eq!(seg.lower_bound(&key).unwrap(), expect);
+    }
+
+    // Ranges, from the front, the back and both.
+    for round in 0..150 {
+        let (lower, upper) = if round == 0 {
+            (Bound::Unbounded, Bound::Unbounded)
+        } else {
+            (
+                random_bound(&mut rng, &model),
+                random_bound(&mut rng, &model),
+            )
+        };
+        let snapshot = if round % 5 == 0 {
+            u64::MAX
+        } else {
+            rng.random_range(0..1001)
+        };
+        let expect = model_visible(&model, snapshot, &lower, &upper);
+        let it = || seg.visible(snapshot, lower.clone(), upper.clone());
+        let fwd: Vec<Item> = it().map(|r| owned(r.unwrap())).collect();
+        assert_eq!(fwd, expect, "{lower:?}..{upper:?} at {snapshot}");
+        let mut bwd: Vec<Item> = it().rev().map(|r| owned(r.unwrap())).collect();
+        bwd.reverse();
+        assert_eq!(bwd, expect);
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        let mut mixed = it();
+        loop {
+            let next = if rng.random_bool(0.5) {
+                mixed.next().map(|r| front.push(owned(r.unwrap())))
+            } else {
+                mixed.next_back().map(|r| back.push(owned(r.unwrap())))
+            };
+            if next.is_none() {
+                break;
+            }
+        }
+        assert!(mixed.next().is_none() && mixed.next_back().is_none());
+        back.reverse();
+        front.extend(back);
+        assert_eq!(front, expect);
+    }
+}
+
+#[test]
+fn empty_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.seg");
+    let meta = write(&path, &Model::new());
+    let seg = Segment::open(&path).unwrap();
+    assert_eq!(seg.meta(), &meta);
+    assert_eq!(meta, expected_meta(&Model::new(), meta.size));
+    assert_eq!(seg.len(), 0);
+    assert!(seg.get(b"a", u64::MAX).unwrap().is_none());
+    assert_eq!(seg.lower_bound(b"a").unwrap(), 0);
+    assert!(seg.entry(0).is_err());
+    let mut it = seg.visible(u64::MAX, Bound::Unbounded, Bound::Unbounded);
+    assert!(it.next().is_none());
+    assert!(it.next_back().is_none());
+}
+
+#[test]
+fn bad_order_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("order.seg");
+    let mut w = SegmentWriter::create(&path).unwrap();
+    w.add(b"b", 5, Kind::Put, b"x").unwrap();
+    assert!(matches!(
+        w.add(b"a", 9, Kind::Put, b"y"),
+        Err(Error::Io { .. })
+    ));
+    assert!(w.add(b"b", 5, Kind::Put, b"y").is_err());
+    assert!(w.add(b"b", 6, Kind::Put, b"y").is_err());
+    assert!(w.add(b"", 1, Kind::Put, b"y").is_err());
+    assert!(w.add(b"c", 1, Kind::Delete, b"y").is_err());
+    w.add(b"b", 4, Kind::Delete, b"").unwrap();
+    w.add(b"ba", 9, Kind::Put, b"z").unwrap();
+    assert_eq!(w.entries(), 3);
+    // A second writer cannot take the same path.
+    assert!(SegmentWriter::create(&path).is_err());
+    let meta = w.finish().unwrap();
+    assert_eq!(
+        (meta.keys, meta.tombstones, meta.min_ts, meta.max_ts),
+        (2, 1, 4, 9)
+    );
+    assert_eq!(meta.newest_put_bytes, 2 + 1 + 1 + 1);
+    let seg = Segment::open(&path).unwrap();
+    let v = seg.get(b"b", 4).unwrap().unwrap();
+    assert_eq!((v.ts, v.kind), (4, Kind::Delete));
+    assert!(seg.get(b"b", 3).unwrap().is_none());
+}
+
+#[test]
+fn unfinished_writer_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.seg");
+    let mut w = SegmentWriter::create(&path).unwrap();
+    w.add(b"k", 1, Kind::Put, b"v").unwrap();
+    assert!(path.exists());
+    drop(w);
+    assert!(!path.exists());
+}
+
+/// Check every answer of `seg` against `model`: each is either right or a
+/// corruption error.
+fn check_or_corrupted(seg: &Segment, model: &Model, meta: &SegmentMeta) {
+    let corrupted = |e: &Error| matches!(e, Error::Corrupted { .. });
+    assert_eq!(seg.meta(), meta);
+    assert_eq!(seg.len(), model.len());
+    for (i, ((key, Reverse(ts)), (kind, value))) in model.iter().enumerate() {
+        match seg.entry(i) {
+            Ok(v) => assert_eq!(
+                (v.key, v.ts, v.kind, v.value),
+                (&key[..], *ts, *kind, &value[..])
+            ),
+            Err(e) => assert!(corrupted(&e), "{e}"),
+        }
+        for snapshot in [*ts, ts - 1, u64::MAX] {
+            match seg.get(key, snapshot) {
+                Ok(got) => assert_eq!(
+                    got.map(|v| (v.ts, v.kind, v.value.to_vec())),
+                    model_get(model, key, snapshot)
+                ),
+                Err(e) => assert!(corrupted(&e), "{e}"),
+            }
+        }
+    }
+    for absent in [&b"zz"[..], b"\0", b"ab"] {
+        match seg.get(absent, u64::MAX) {
+            Ok(got) => assert_eq!(
+                got.map(|v| v.ts),
+                model_get(model, absent, u64::MAX).map(|m| m.0)
+            ),
+            Err(e) => assert!(corrupted(&e), "{e}"),
+        }
+    }
+    let keys: Vec<&Vec<u8>> = model.keys().map(|k| &k.0).collect();
+    for key in [&b"b"[..], b"c", b"ca"] {
+        match seg.lower_bound(key) {
+            Ok(i) => assert_eq!(i, keys.partition_point(|k| k.as_slice() < key)),
+            Err(e) => assert!(corrupted(&e), "{e}"),
+        }
+    }
+    for snapshot in [u64::MAX, 25] {
+        let expect = model_visible(model, snapshot, &Bound::Unbounded, &Bound::Unbounded);
+        let mut fwd = Vec::new();
+        let mut it = seg.visible(snapshot, Bound::Unbounded, Bound::Unbounded);
+        for r in &mut it {
+            match r {
+                Ok(item) => fwd.push(owned(item)),
+                Err(e) => {
+                    assert!(corrupted(&e), "{e}");
+                    break;
+                }
+            }
+        }
+        assert!(it.next().is_none() && it.next_back().is_none());
+        assert_eq!(fwd, expect[..fwd.len()]);
+        let mut bwd = Vec::new();
+        for r in seg
+            .visible(snapshot, Bound::Unbounded, Bound::Unbounded)
+            .rev()
+        {
+            match r {
+                Ok(item) => bwd.push(owned(item)),
+                Err(e) => {
+                    assert!(corrupted(&e), "{e}");
+                    break;
+                }
+            }
+        }
+        let tail: Vec<Item> = expect.iter().rev().take(bwd.len()).cloned().collect();
+        assert_eq!(bwd, tail);
+    }
+}
+
+fn small_model() -> Model {
+    let mut model = Model::new();
+    let keys: [&[u8]; 8] = [b"a", b"ab", b"abc", b"b", b"ba", b"c", b"cab", b"d"];
+    for (i, key) in keys.iter().enumerate() {
+        for v in 0..(i % 3 + 1) as u64 {
+            let ts = 10 + 10 * v + i as u64;
+            let entry = if (i + v as usize) % 4 == 3 {
+                (Kind::Delete, Vec::new())
+            } else {
+                (Kind::Put, format!("value-{i}-{v}").into_bytes())
+            };
+            model.insert((key.to_vec(), Reverse(ts)), entry);
+        }
+    }
+    model
+}
+
+#[test]
+fn every_damaged_byte_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.seg");
+    let model = small_model();
+    let meta = write(&good, &model);
+    check_or_corrupted(&Segment::open(&good).unwrap(), &model, &meta);
+    let bytes = std::fs::read(&good).unwrap();
+    let bad = dir.path().join("bad.seg");
+    let mut opened = 0;
+    for at in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= flip;
+            std::fs::write(&bad, &damaged).unwrap();
+            match Segment::open(&bad) {
+                Ok(seg) => {
+                    opened += 1;
+                    check_or_corrupted(&seg, &model, &meta);
+                }
+                Err(Error::Corrupted { file, .. }) => assert_eq!(file, bad),
+                Err(Error::BadMagic { .. } | Error::UnsupportedVersion { .. }) => {}
+                Err(e) => panic!("byte {at}: unexpected error {e}"),
+            }
+        }
+    }
+    // Damage to entry data passes the open and is caught on reading.
+    assert!(opened > bytes.len());
+}
+
+#[test]
+fn truncated_or_extended_is_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.seg");
+    let model = small_model();
+    write(&good, &model);
+    let bytes = std::fs::read(&good).unwrap();
+    let bad = dir.path().join("bad.seg");
+    for len in (0..bytes.len()).chain([bytes.len() + 1, bytes.len() + 8]) {
+        let mut damaged = bytes.clone();
+        damaged.resize(len, 0);
+        std::fs::write(&bad, &damaged).unwrap();
+        match Segment::open(&bad) {
+            Err(Error::Corrupted { .. }) => {}
+            Err(e) => panic!("length {len}: unexpected error {e}"),
+            Ok(_) => panic!("length {len}: opened"),
+        }
+    }
+}
+
+#[test]
+fn values_are_slices_of_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zc.seg");
+    let mut model = Model::new();
+    model.insert((b"key".to_vec(), Reverse(7)), (Kind::Put, vec![9; 100]));
+    write(&path, &model);
+    let seg = Segment::open(&path).unwrap();
+    let a = seg.get(b"key", 7).unwrap().unwrap().value.as_ptr();
+    let b = seg.entry(0).unwrap().value.as_ptr();
+    assert_eq!(a, b);
+}
