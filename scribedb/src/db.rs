@@ -1034,15 +1034,21 @@ impl Inner {
             return Ok(());
         }
         self.wal.sync_and_publish(&self.coord)?;
-        let next_gen = view.fields.mem_generation.max(view.fields.sealed_generation) + 1;
-        self.coord.lock_view()?;
+        let next_gen = view
+            .fields
+            .mem_generation
+            .max(view.fields.sealed_generation)
+            + 1;
+        let _view_lock = self.coord.lock_view()?;
         let result = (|| {
             let fields = self.coord.read_view()?;
             let arenas = Arenas::new(&self.dir, next_gen, self.arena_size, self.log.clone());
             let count = std::sync::atomic::AtomicU64::new(0);
             SkipList::init(&arenas, &count, index_seed())?;
             let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
-            self.coord.hdr(OFF_VERSION_COUNT).store(0, Ordering::Release);
+            self.coord
+                .hdr(OFF_VERSION_COUNT)
+                .store(0, Ordering::Release);
             self.coord.write_view(&ViewFields {
                 seq: 0,
                 mem_generation: next_gen,
@@ -1054,7 +1060,6 @@ impl Inner {
             });
             Ok(())
         })();
-        self.coord.unlock_view();
         result?;
         self.start_maintenance();
         self.maint.wake();

@@ -44,15 +44,6 @@ impl Horizon {
         }
     }
 
-    /// Keep everything (for tests and for a store with nothing to drop).
-    #[cfg(test)]
-    pub fn keep_all() -> Horizon {
-        Horizon {
-            points: Vec::new(),
-            newest: 0,
-        }
-    }
-
     /// Whether the version at `ts` is kept, given the timestamp of the next
     /// newer version of the same key (`None` for the newest).
     pub fn keeps(&self, ts: u64, newer: Option<u64>) -> bool {

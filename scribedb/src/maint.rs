@@ -92,11 +92,7 @@ impl Maintenance {
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::Release);
         self.wake();
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
         }
@@ -214,11 +210,7 @@ impl Inner {
         next.segments = outputs;
         next.write(&self.dir)?;
         let seq = self.publish_manifest(next.generation, false)?;
-        let mut retired: Vec<Retired> = m
-            .segments
-            .iter()
-            .map(|s| Retired::Segment(s.id))
-            .collect();
+        let mut retired: Vec<Retired> = m.segments.iter().map(|s| Retired::Segment(s.id)).collect();
         retired.push(Retired::Manifest(m.generation));
         self.retire(seq, retired);
         Ok(())
@@ -227,25 +219,19 @@ impl Inner {
     /// Publish manifest `generation` in the view (and, after a flush, drop
     /// the sealed memtable from it). Returns the new view sequence.
     fn publish_manifest(&self, generation: u64, flushed: bool) -> Result<u64> {
-        self.coord.lock_view()?;
-        let result = self.coord.read_view().map(|mut f| {
+        let _view_lock = self.coord.lock_view()?;
+        self.coord.read_view().map(|mut f| {
             f.manifest_generation = generation;
             if flushed {
                 f.sealed_generation = 0;
                 f.sealed_log_end = 0;
             }
             self.coord.write_view(&f)
-        });
-        self.coord.unlock_view();
-        result
+        })
     }
 
     fn retire(&self, seq: u64, what: impl IntoIterator<Item = Retired>) {
-        let mut list = self
-            .maint
-            .retired
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut list = self.maint.retired.lock().unwrap_or_else(|p| p.into_inner());
         list.extend(what.into_iter().map(|w| (seq, w)));
     }
 
@@ -256,11 +242,7 @@ impl Inner {
     fn delete_retired(&self) {
         let floor = self.view_floor();
         let due: Vec<Retired> = {
-            let mut list = self
-                .maint
-                .retired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut list = self.maint.retired.lock().unwrap_or_else(|p| p.into_inner());
             let (due, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|(s, _)| *s <= floor);
             *list = keep;
             due.into_iter().map(|(_, w)| w).collect()
@@ -288,8 +270,8 @@ impl Inner {
     /// below the manifest's `log_start`. Only when no reader reads an older
     /// view; under the view lock, so no seal creates arenas meanwhile.
     fn sweep(&self) -> Result<()> {
-        self.coord.lock_view()?;
-        let result = (|| {
+        let _view_lock = self.coord.lock_view()?;
+        (|| {
             let f = self.coord.read_view()?;
             if self.view_floor() < f.seq {
                 return Ok(());
@@ -297,18 +279,13 @@ impl Inner {
             let view = self.current_view()?;
             remove_unnamed(&self.dir, &view);
             self.wal.cut_below(view.manifest.log_start)
-        })();
-        self.coord.unlock_view();
-        result
+        })()
     }
 }
 
 /// Remove arenas, segments and manifests `view` does not name.
 pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
-    let (active, sealed) = (
-        view.fields.mem_generation,
-        view.fields.sealed_generation,
-    );
+    let (active, sealed) = (view.fields.mem_generation, view.fields.sealed_generation);
     Arenas::remove_generations(dir, |g| g == active || (sealed != 0 && g == sealed));
     let named: std::collections::HashSet<u64> =
         view.manifest.segments.iter().map(|s| s.id).collect();
@@ -421,7 +398,7 @@ fn merge_segments(
                 pos[i] += 1;
             }
         }
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         let kept = filter.key_versions(std::mem::take(&mut versions));
         if kept.is_empty() {
             continue;

@@ -46,8 +46,6 @@
 //! bytes must be zero, and the segment list must be consistent (levels in
 //! order, ids unique and below `next_segment_id`, `min_ts <= max_ts`).
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};

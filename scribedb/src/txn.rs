@@ -337,11 +337,13 @@ impl std::fmt::Debug for WriteTxn {
 }
 
 type Item<'a, V> = (&'a [u8], V);
+/// A write transaction's own writes in key order (`None` deletes).
+type Buffered<'a> = Box<dyn DoubleEndedIterator<Item = Item<'a, Option<&'a [u8]>>> + 'a>;
 
 /// Key-value pairs of a write transaction: its buffered writes merged over
 /// the stored versions, the buffer winning on equal keys.
 pub struct WriteRange<'a> {
-    buffered: Ends<Box<dyn DoubleEndedIterator<Item = Item<'a, Option<&'a [u8]>>> + 'a>>,
+    buffered: Ends<Buffered<'a>>,
     stored: Ends<Scan<'a>>,
 }
 

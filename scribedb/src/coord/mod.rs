@@ -39,6 +39,21 @@ pub(crate) struct Coord {
     map: MmapMut,
     max_procs: usize,
     max_readers: usize,
+    /// The in-process half of `LOCK_VIEW`: a kernel lock does not exclude
+    /// the threads of its own process.
+    view_lock: std::sync::Mutex<()>,
+}
+
+/// Holds `LOCK_VIEW` (both halves) until dropped.
+pub(crate) struct ViewLock<'c> {
+    coord: &'c Coord,
+    _local: std::sync::MutexGuard<'c, ()>,
+}
+
+impl Drop for ViewLock<'_> {
+    fn drop(&mut self) {
+        let _ = lock::unlock(&self.coord.file, LOCK_VIEW);
+    }
 }
 
 /// How `Coord::open` left the open lock.
@@ -148,6 +163,7 @@ impl Coord {
             map,
             max_procs: procs as usize,
             max_readers: readers as usize,
+            view_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -367,14 +383,16 @@ impl Coord {
         seq + 1
     }
 
-    /// Take `LOCK_VIEW`, waiting for it.
-    pub fn lock_view(&self) -> Result<()> {
+    /// Take `LOCK_VIEW`, waiting for it: first from this process's other
+    /// threads, then from other processes.
+    pub fn lock_view(&self) -> Result<ViewLock<'_>> {
+        let local = self.view_lock.lock().unwrap_or_else(|p| p.into_inner());
         lock::lock_wait(&self.file, LOCK_VIEW, Kind::Exclusive)
-            .ctx(|| format!("locking {}", self.path.display()))
-    }
-
-    pub fn unlock_view(&self) {
-        let _ = lock::unlock(&self.file, LOCK_VIEW);
+            .ctx(|| format!("locking {}", self.path.display()))?;
+        Ok(ViewLock {
+            coord: self,
+            _local: local,
+        })
     }
 
     /// Try to take the maintenance role (flushes and compactions).
