@@ -75,6 +75,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge the memtable and every segment into one sorted run now.
+    ///
+    /// Versions that no reader can see any more are dropped, and the log
+    /// behind the flushed memtable is cut. Prints a one-line summary of the
+    /// segments and the log before and after to stderr.
+    Compact {
+        /// Database directory.
+        db: PathBuf,
+    },
     /// List the registered read transactions of all processes.
     Readers {
         /// Database directory.

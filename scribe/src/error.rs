@@ -23,6 +23,9 @@ pub enum Error {
     Input { name: String, source: io::Error },
     /// Writing to stdout.
     Output(io::Error),
+    /// Looking at the files of the database directory ourselves (`stat`
+    /// sums their sizes on disk).
+    Files { path: String, source: io::Error },
     /// A load stopped early; says how much of it was committed.
     LoadAborted { cause: Box<Error>, committed: u64 },
 }
@@ -54,6 +57,7 @@ impl fmt::Display for Error {
             Error::BadRecord { line, why } => write!(f, "line {line}: {why}"),
             Error::Input { name, source } => write!(f, "reading {name}: {source}"),
             Error::Output(e) => write!(f, "writing output: {e}"),
+            Error::Files { path, source } => write!(f, "reading {path}: {source}"),
             Error::LoadAborted {
                 cause,
                 committed: 0,
@@ -70,7 +74,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Db(e) => Some(e),
-            Error::Input { source, .. } | Error::Output(source) => Some(source),
+            Error::Input { source, .. } | Error::Output(source) | Error::Files { source, .. } => {
+                Some(source)
+            }
             Error::LoadAborted { cause, .. } => Some(cause.as_ref()),
             _ => None,
         }

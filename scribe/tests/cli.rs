@@ -750,3 +750,205 @@ fn closed_stdout_is_not_an_error() {
         assert_eq!(stderr(&out), "", "{cmd}");
     }
 }
+
+/// The `N segment(s)` after the arrow of a `compact` summary.
+fn segments_after(summary: &str) -> u64 {
+    let after = summary
+        .split(" -> ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{summary}"));
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"))
+}
+
+/// Bytes of level-0 segments in `stat --json` output (0 if it has none).
+fn level0_bytes(stat: &Value) -> u64 {
+    let levels = stat["level_bytes"].as_array().expect("level_bytes");
+    levels.first().map_or(0, |b| b.as_u64().unwrap())
+}
+
+#[test]
+fn compact_keeps_every_key_and_leaves_one_run() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..40 {
+        let (key, value) = (format!("key{i:03}"), format!("value {i}"));
+        ok(["put", p, &key, &value]);
+        expected.insert(key, value);
+    }
+    // Overwrites and deletes leave versions behind for compaction to drop.
+    for i in (0..40).step_by(3) {
+        let (key, value) = (format!("key{i:03}"), format!("again {i}"));
+        ok(["put", p, &key, &value]);
+        expected.insert(key, value);
+    }
+    for i in (1..40).step_by(7) {
+        let key = format!("key{i:03}");
+        ok(["del", p, &key]);
+        expected.remove(&key);
+    }
+
+    let out = run(["compact", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let summary = stderr(&out);
+    assert!(summary.starts_with("compacted: "), "{summary}");
+    assert!(summary.contains(", log "), "{summary}");
+    assert_eq!(summary.lines().count(), 1, "{summary}");
+
+    for (key, value) in &expected {
+        assert_eq!(text(ok(["get", p, key])), *value, "{key}");
+    }
+    for i in (1..40).step_by(7) {
+        let key = format!("key{i:03}");
+        if !expected.contains_key(&key) {
+            assert_eq!(run(["get", p, &key]).status.code(), Some(1), "{key}");
+        }
+    }
+
+    let stat = json(ok(["stat", p, "--json"]));
+    assert_eq!(stat["keys"], expected.len());
+    let segments = stat["segments"].as_u64().unwrap();
+    assert!(segments >= 1, "{stat}");
+    assert_eq!(segments_after(&summary), segments, "{summary}");
+    assert_eq!(level0_bytes(&stat), 0, "{stat}");
+    assert_eq!(stat["sealed_memtable"], false);
+    assert_eq!(stat["live_wal_bytes"], 0, "the whole log is in segments");
+
+    // Compacting again is harmless and keeps what is there.
+    ok(["compact", p]);
+    assert_eq!(
+        contents(&db.path),
+        expected
+            .iter()
+            .map(|(k, v)| (k.clone().into_bytes(), v.clone().into_bytes()))
+            .collect()
+    );
+}
+
+#[test]
+fn compact_merges_segments_flushed_by_a_small_memtable() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    {
+        let lib = scribedb::Database::builder()
+            .memtable_size(16 << 10)
+            .open(&db.path)
+            .unwrap();
+        for batch in 0..32u32 {
+            let mut txn = lib.begin_write().unwrap();
+            for i in 0..64u32 {
+                let key = format!("k{:05}", (batch * 64 + i) % 1500);
+                txn.put(key.as_bytes(), [batch as u8; 100]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        // Dropping the handle finishes any flush it owes.
+    }
+    let before = json(ok(["stat", p, "--json"]));
+    assert!(before["segments"].as_u64().unwrap() >= 1, "{before}");
+
+    let out = run(["compact", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = json(ok(["stat", p, "--json"]));
+    assert_eq!(after["keys"], before["keys"]);
+    assert_eq!(after["keys"], 1500);
+    let segments = after["segments"].as_u64().unwrap();
+    assert!(segments >= 1, "{after}");
+    assert_eq!(segments_after(&stderr(&out)), segments);
+    assert_eq!(level0_bytes(&after), 0, "{after}");
+    let on_levels: u64 = after["level_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .sum();
+    assert!(on_levels > 0, "{after}");
+    assert_eq!(text(ok(["get", p, "k00042"])).len(), 100);
+}
+
+#[test]
+fn stat_shows_memtable_segments_log_and_space() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    // Empty: no data to compare the space with.
+    ok(["put", p, "k", "v"]);
+    ok(["del", p, "k"]);
+    let stat = json(ok(["stat", p, "--json"]));
+    for key in [
+        "memtable_bytes",
+        "memtable_budget",
+        "segments",
+        "log_start",
+        "live_wal_bytes",
+        "manifest_generation",
+        "disk_bytes",
+    ] {
+        assert!(stat[key].is_u64(), "{key}: {stat}");
+    }
+    assert!(stat["sealed_memtable"].is_boolean(), "{stat}");
+    assert!(stat["level_bytes"].is_array(), "{stat}");
+    assert_eq!(stat["maintenance_error"], Value::Null);
+    assert_eq!(stat["space_amplification"], Value::Null);
+    assert!(stat["memtable_budget"].as_u64().unwrap() > 0);
+    assert!(stat["disk_bytes"].as_u64().unwrap() > 0);
+    let (wal, start) = (
+        stat["wal_bytes"].as_u64().unwrap(),
+        stat["log_start"].as_u64().unwrap(),
+    );
+    assert_eq!(stat["live_wal_bytes"].as_u64(), Some(wal - start));
+    let table = text(ok(["stat", p]));
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+            .unwrap_or_else(|| panic!("no {name} row: {table}"))
+            .to_string()
+    };
+    assert!(row("on disk").ends_with("space amplification -"), "{table}");
+    assert!(row("memtable").contains(" of "), "{table}");
+    assert!(row("maintenance").ends_with(" ok"), "{table}");
+    assert!(row("segments").ends_with(" none"), "{table}");
+    assert!(row("live wal").contains("cut below offset"), "{table}");
+
+    // With data: the ratio of the space on disk to the live bytes.
+    ok(["put", p, "key", "value"]);
+    ok(["compact", p]);
+    let stat = json(ok(["stat", p, "--json"]));
+    let ratio = stat["space_amplification"].as_f64().unwrap();
+    let expected = stat["disk_bytes"].as_f64().unwrap() / 8.0;
+    assert!((ratio - expected).abs() < 1e-6 * expected, "{stat}");
+    let table = text(ok(["stat", p]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("segments ") && l.contains(": L")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("on disk ") && l.ends_with('x')),
+        "{table}"
+    );
+}
+
+#[test]
+fn compact_of_a_missing_database_fails() {
+    let db = TestDb::new();
+    let missing = db.sibling("missing");
+    let out = run(["compact", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no such database directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists(), "compact must not create a database");
+    // Nor is a usage error a success.
+    assert_eq!(run(["compact"]).status.code(), Some(2));
+}

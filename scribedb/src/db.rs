@@ -181,7 +181,8 @@ pub struct ReaderInfo {
 pub struct Stats {
     /// Live keys at the latest commit.
     pub keys: u64,
-    /// Versions in the version store (puts and deletes).
+    /// Versions stored (puts and deletes): in the current memtable and in
+    /// segments (a sealed memtable's are not counted).
     pub versions: u64,
     /// Bytes of key and value data in live keys.
     pub data_bytes: u64,
@@ -450,7 +451,8 @@ impl Database {
         let segments = view.manifest.segments.len();
         Ok(Stats {
             keys,
-            versions: hdr(OFF_VERSION_COUNT),
+            versions: hdr(OFF_VERSION_COUNT)
+                + view.manifest.segments.iter().map(|s| s.entries).sum::<u64>(),
             data_bytes,
             arenas,
             arena_bytes,
@@ -485,12 +487,17 @@ impl Database {
     pub fn compact(&self) -> Result<()> {
         let inner = &self.inner;
         inner.check_poison()?;
-        // Seal the memtable (under the writer role) so that it is flushed.
-        let w = self.begin_write()?;
-        let sealed = inner.seal(&*inner.current_view()?);
-        drop(w);
-        sealed?;
-        inner.maintain_once(true)
+        // Seal the memtable (under the writer role) so that it is flushed;
+        // twice, as a memtable sealed earlier may still wait for its flush
+        // the first time.
+        for last in [false, true] {
+            let w = self.begin_write()?;
+            let sealed = inner.seal(&*inner.current_view()?);
+            drop(w);
+            sealed?;
+            inner.maintain_once(true, last)?;
+        }
+        Ok(())
     }
 
     /// Sync the write-ahead log now and publish everything written

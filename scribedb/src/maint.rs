@@ -52,11 +52,15 @@ pub(crate) struct Maintenance {
     /// Commits that waited for a flush (backpressure), and for how long.
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
+    /// The view sequence of the last sweep.
+    swept: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
 enum Retired {
     Arenas(u64),
+    /// The log below this offset (its records are in a segment).
+    LogBelow(u64),
     Segment(u64),
     Manifest(u64),
 }
@@ -116,7 +120,7 @@ fn run(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let maint = &inner.maint;
         let stopping = maint.shutdown.load(Ordering::Acquire);
-        let result = inner.maintain_once(false);
+        let result = inner.maintain_once(false, false);
         if let Err(e) = &result {
             inner.note_maintenance_error(e.to_string());
         }
@@ -134,9 +138,9 @@ impl Inner {
     /// sealed memtable, compact if due (or everything, with `all`), delete
     /// what no reader needs. With `wait`, waits for another process's job
     /// to finish instead of skipping.
-    pub fn maintain_once(&self, all: bool) -> Result<()> {
+    pub fn maintain_once(&self, wait: bool, all: bool) -> Result<()> {
         let _job = self.maint.job.lock().unwrap_or_else(|p| p.into_inner());
-        if all {
+        if wait {
             self.coord.lock_maint_wait()?;
         } else if !self.coord.try_lock_maint()? {
             return Ok(());
@@ -179,6 +183,7 @@ impl Inner {
             seq,
             [
                 Retired::Arenas(sealed.generation()),
+                Retired::LogBelow(next.log_start),
                 Retired::Manifest(m.generation),
             ],
         );
@@ -258,11 +263,21 @@ impl Inner {
                 Retired::Manifest(g) => {
                     let _ = std::fs::remove_file(Manifest::file(&self.dir, g));
                 }
+                Retired::LogBelow(offset) => {
+                    if let Err(e) = self.wal.cut_below(offset) {
+                        self.note_maintenance_error(e.to_string());
+                    }
+                }
             }
         }
+        // Once per view (an idle thread does not list the directory every
+        // time it looks).
         let current = self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst);
-        if floor >= current {
-            let _ = self.sweep();
+        if floor >= current && self.maint.swept.swap(current, Ordering::AcqRel) != current {
+            if let Err(e) = self.sweep() {
+                self.maint.swept.store(0, Ordering::Release);
+                self.note_maintenance_error(e.to_string());
+            }
         }
     }
 

@@ -662,7 +662,7 @@ fn wal_bad_magic_or_version() {
         for (what, offset, value) in [
             ("magic", 0u64, u64::from_le_bytes(*b"SCRBWAL\x01")),
             ("magic", 0, 0),
-            ("version", 8, 2),
+            ("version", 8, 3),
         ] {
             let (dir, expect) = small_db();
             if reboot {
@@ -679,7 +679,7 @@ fn wal_bad_magic_or_version() {
                 }
                 ("version", Err(Error::UnsupportedVersion { file, found, .. })) => {
                     assert_eq!(file, wal);
-                    assert_eq!(found, 2);
+                    assert_eq!(found, 3);
                 }
                 (_, other) => panic!("{what}={value:#x} reboot={reboot}: got {other:?}"),
             }
@@ -689,6 +689,20 @@ fn wal_bad_magic_or_version() {
             assert_eq!(common::db_contents(&db), expect);
         }
     }
+}
+
+/// A log of format version 1 (before segments existed) opens, and is
+/// marked version 2 so that builds that know nothing of segments refuse it.
+#[test]
+fn wal_version_1_is_upgraded_in_place() {
+    let (dir, expect) = small_db();
+    let wal = dir.path().join("wal");
+    set_u64(&wal, 8, 1);
+    simulate_reboot(dir.path());
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(common::db_contents(&db), expect);
+    drop(db);
+    assert_eq!(read(&wal)[8..16], 2u64.to_le_bytes());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! right way for reading or writing, decoding byte-string arguments, and
 //! buffered stdout.
 
+mod compact;
 mod dump;
 mod kv;
 mod load;
@@ -14,7 +15,7 @@ use std::io::{self, BufWriter, StdoutLock, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use scribedb::{Database, Durability};
+use scribedb::{Database, Durability, Stats};
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dump { db } => dump::run(&opener.existing(&db)?),
         Command::Load { db, input, batch } => load::run(&opener.create(&db)?, &input, batch),
         Command::Stat { db, json } => stat::run(&opener.existing(&db)?, json),
+        Command::Compact { db } => compact::run(&opener.existing(&db)?),
         Command::Readers { db, json, reclaim } => {
             readers::run(&opener.existing(&db)?, json, reclaim)
         }
@@ -96,6 +98,12 @@ impl ArgDecoder {
     fn decode_optional(&self, what: &'static str, arg: Option<&OsStr>) -> Result<Option<Vec<u8>>> {
         arg.map(|arg| self.decode(what, arg)).transpose()
     }
+}
+
+/// Bytes of log records not yet in segments: the part of the log that is
+/// not cut, which recovery would replay.
+fn live_log(stats: &Stats) -> u64 {
+    stats.wal_bytes.saturating_sub(stats.log_start)
 }
 
 /// Buffered stdout for a command's output.

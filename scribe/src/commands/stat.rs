@@ -1,12 +1,14 @@
 //! `stat`: counts, sizes, the latest commit and who is attached, as a
 //! table or as one JSON object.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use scribedb::{timestamp, Database};
 use serde::Serialize;
 
-use super::{flush, stdout};
+use super::{flush, live_log, stdout};
 use crate::error::{Error, Result};
 use crate::human;
 
@@ -32,6 +34,26 @@ struct Report {
     writer: Option<Writer>,
     oldest_snapshot: u64,
     oldest_snapshot_at: Option<String>,
+    /// Bytes the current memtable uses, and this handle's budget for it.
+    memtable_bytes: u64,
+    memtable_budget: u64,
+    /// Whether a sealed memtable is waiting for (or in) its flush.
+    sealed_memtable: bool,
+    /// Segment files in all, and their bytes per level (index = level).
+    segments: usize,
+    level_bytes: Vec<u64>,
+    /// Log offset below which the log is cut.
+    log_start: u64,
+    /// Bytes of log records not yet in segments: `wal_bytes - log_start`.
+    live_wal_bytes: u64,
+    manifest_generation: u64,
+    /// Bytes the files of the database directory take on disk (allocated
+    /// blocks, so preallocated space counts and holes do not).
+    disk_bytes: u64,
+    /// `disk_bytes / data_bytes`; absent when there is no live data.
+    space_amplification: Option<f64>,
+    /// The last failure of a background flush or compaction, if any.
+    maintenance_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +70,8 @@ fn ts_time(ts: u64) -> Option<String> {
 
 pub fn run(db: &Database, json: bool) -> Result<()> {
     let stats = db.stats()?;
+    let disk_bytes = disk_usage(db.path())?;
+    let live_wal_bytes = live_log(&stats);
     let report = Report {
         path: db.path().display().to_string(),
         keys: stats.keys,
@@ -71,6 +95,18 @@ pub fn run(db: &Database, json: bool) -> Result<()> {
         }),
         oldest_snapshot: stats.oldest_snapshot,
         oldest_snapshot_at: ts_time(stats.oldest_snapshot),
+        memtable_bytes: stats.memtable_bytes,
+        memtable_budget: stats.memtable_budget,
+        sealed_memtable: stats.sealed_memtable,
+        segments: stats.segments,
+        live_wal_bytes,
+        level_bytes: stats.level_bytes,
+        log_start: stats.log_start,
+        manifest_generation: stats.manifest_generation,
+        disk_bytes,
+        space_amplification: (stats.data_bytes != 0)
+            .then(|| disk_bytes as f64 / stats.data_bytes as f64),
+        maintenance_error: stats.maintenance_error,
     };
     let mut out = stdout();
     if json {
@@ -131,9 +167,141 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         ),
         ("writer", writer),
         ("gc horizon", at(r.oldest_snapshot, &r.oldest_snapshot_at)),
+        (
+            "memtable",
+            format!(
+                "{} of {}",
+                human::bytes(r.memtable_bytes),
+                human::bytes(r.memtable_budget)
+            ),
+        ),
+        (
+            "sealed memtable",
+            if r.sealed_memtable {
+                "waiting for its flush".to_string()
+            } else {
+                "none".to_string()
+            },
+        ),
+        ("segments", segments(r.segments, &r.level_bytes)),
+        (
+            "live wal",
+            format!(
+                "{} of records in a {} file, cut below offset {}",
+                human::bytes(r.live_wal_bytes),
+                human::bytes(r.wal_file_bytes),
+                r.log_start
+            ),
+        ),
+        ("manifest", format!("generation {}", r.manifest_generation)),
+        (
+            "on disk",
+            format!(
+                "{}, space amplification {}",
+                human::bytes(r.disk_bytes),
+                amplification(r.space_amplification)
+            ),
+        ),
+        (
+            "maintenance",
+            match &r.maintenance_error {
+                Some(e) => format!("failing (retried): {e}"),
+                None => "ok".to_string(),
+            },
+        ),
     ];
     for (name, value) in rows {
         writeln!(out, "{name:<16} {value}")?;
     }
     Ok(())
+}
+
+/// `3: L0 1.2 MiB, L1 4.0 MiB`, or `none`.
+fn segments(count: usize, level_bytes: &[u64]) -> String {
+    if count == 0 {
+        return "none".to_string();
+    }
+    let levels: Vec<String> = level_bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &bytes)| bytes != 0)
+        .map(|(level, &bytes)| format!("L{level} {}", human::bytes(bytes)))
+        .collect();
+    format!("{count}: {}", levels.join(", "))
+}
+
+/// `2.1x`, or `-` without live data to compare with.
+fn amplification(ratio: Option<f64>) -> String {
+    match ratio {
+        Some(ratio) => format!("{ratio:.1}x"),
+        None => "-".to_string(),
+    }
+}
+
+/// Bytes allocated on disk to the files under `dir`. Files that vanish
+/// while we look (a compaction removing segments) are skipped.
+fn disk_usage(dir: &Path) -> Result<u64> {
+    let error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Files { path, source }
+    };
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if gone(&e) => continue,
+            entries => entries.map_err(error(&dir))?,
+        };
+        for entry in entries {
+            let entry = entry.map_err(error(&dir))?;
+            let meta = match entry.metadata() {
+                Err(e) if gone(&e) => continue,
+                meta => meta.map_err(error(&entry.path()))?,
+            };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total = total.saturating_add(meta.blocks().saturating_mul(512));
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_and_amplification_renderings() {
+        assert_eq!(segments(0, &[]), "none");
+        assert_eq!(segments(1, &[0, 2048]), "1: L1 2.0 KiB");
+        assert_eq!(segments(3, &[512, 0, 3 << 20]), "3: L0 512 B, L2 3.0 MiB");
+        assert_eq!(amplification(None), "-");
+        assert_eq!(amplification(Some(2.125)), "2.1x");
+    }
+
+    #[test]
+    fn disk_usage_counts_allocated_blocks_below_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(disk_usage(dir.path()).unwrap(), 0);
+        let write = |name: &str, len: usize| {
+            let mut file = std::fs::File::create(dir.path().join(name)).unwrap();
+            file.write_all(&vec![7u8; len]).unwrap();
+            file.sync_all().unwrap();
+        };
+        write("a", 10_000);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        write("sub/b", 5_000);
+        // What a file takes depends on the file system (compression,
+        // block size), but written and synced data takes something.
+        let used = disk_usage(dir.path()).unwrap();
+        assert!(used > 0, "{used}");
+        // A sparse file takes no blocks for its hole.
+        let sparse = std::fs::File::create(dir.path().join("sparse")).unwrap();
+        sparse.set_len(64 << 20).unwrap();
+        assert!(disk_usage(dir.path()).unwrap() < used + (1 << 20));
+        assert!(disk_usage(&dir.path().join("absent")).is_ok());
+    }
 }

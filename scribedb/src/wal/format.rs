@@ -28,7 +28,11 @@
 use crate::memtable::Kind;
 
 pub const FILE_MAGIC: [u8; 8] = *b"SCRBWAL\0";
-pub const FILE_VERSION: u64 = 1;
+/// Version 2: the log may be cut below the manifest's `log_start` (its
+/// records are in segments). Version 1 logs are upgraded in place on open.
+pub const FILE_VERSION: u64 = 2;
+/// The version before segments existed, still accepted.
+pub const FILE_VERSION_NO_SEGMENTS: u64 = 1;
 pub const FILE_HEADER: usize = 64;
 
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");

@@ -180,7 +180,13 @@ impl Wal {
                 });
             }
             let version = u64::from_le_bytes(header[8..16].try_into().unwrap());
-            if version != FILE_VERSION {
+            if version == FILE_VERSION_NO_SEGMENTS {
+                // From here on the log may be cut below a flush, which a
+                // build that knows nothing of segments must not read.
+                file.write_all_at(&FILE_VERSION.to_le_bytes(), 8)
+                    .and_then(|()| file.sync_data())
+                    .ctx(|| format!("upgrading {}", path.display()))?;
+            } else if version != FILE_VERSION {
                 return Err(Error::UnsupportedVersion {
                     file: path.to_path_buf(),
                     found: version.min(u32::MAX as u64) as u32,
