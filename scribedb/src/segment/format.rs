@@ -115,6 +115,7 @@ fn entry_crc(fixed: &[u8], key: &[u8], value: &[u8]) -> u32 {
 }
 
 /// One decoded entry: borrowed from the bytes it was decoded from.
+#[derive(Clone, Copy)]
 pub struct RawEntry<'a> {
     pub key: &'a [u8],
     pub ts: u64,

@@ -208,6 +208,32 @@ impl Segment {
     /// The newest version of `key` with timestamp `<= snapshot`, if any (a
     /// tombstone is returned as such).
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Version<'_>>> {
+        let Some(mut offset) = self.find_newest(key)? else {
+            return Ok(None);
+        };
+        // The key's versions follow contiguously, newest first.
+        loop {
+            let e = self.decode_at(offset as u64)?;
+            if e.key != key {
+                return Ok(None);
+            }
+            if e.ts <= snapshot {
+                return Ok(Some(Version {
+                    key: e.key,
+                    ts: e.ts,
+                    kind: e.kind,
+                    value: e.value,
+                }));
+            }
+            if e.next >= self.data_end {
+                return Ok(None);
+            }
+            offset = e.next;
+        }
+    }
+
+    /// The offset of the newest version of `key`, through the hash index.
+    fn find_newest(&self, key: &[u8]) -> Result<Option<usize>> {
         let hash = hash_key(key, self.seed);
         let mask = self.slots - 1;
         let mut at = hash as usize & mask;
@@ -217,29 +243,9 @@ impl Segment {
                 return Ok(None);
             }
             if slot_tag_matches(slot, hash) {
-                let mut offset = slot_offset(slot);
-                let e = self.decode_at(offset)?;
-                if e.key == key {
-                    // The key's versions follow contiguously, newest first.
-                    let mut e = e;
-                    loop {
-                        if e.ts <= snapshot {
-                            return Ok(Some(Version {
-                                key: e.key,
-                                ts: e.ts,
-                                kind: e.kind,
-                                value: e.value,
-                            }));
-                        }
-                        if e.next >= self.data_end {
-                            return Ok(None);
-                        }
-                        offset = e.next as u64;
-                        e = self.decode_at(offset)?;
-                        if e.key != key {
-                            return Ok(None);
-                        }
-                    }
+                let offset = slot_offset(slot);
+                if self.decode_at(offset)?.key == key {
+                    return Ok(Some(offset as usize));
                 }
             }
             at = (at + 1) & mask;
@@ -249,6 +255,15 @@ impl Segment {
             self.index_off as u64,
             "segment hash index has no empty slot",
         ))
+    }
+
+    /// File offset of entry `i` (`data_end` for `i == len()`).
+    fn offset_of(&self, i: usize) -> usize {
+        if i >= self.entries {
+            self.data_end
+        } else {
+            le_u64(&self.map, self.data_end + 8 * i) as usize
+        }
     }
 
     /// Number of entries (versions).
@@ -304,41 +319,56 @@ impl Segment {
 
     /// The keys visible at `snapshot` within the bounds, in order from
     /// either end: `(key, Some(value))` for a put, `(key, None)` for a
-    /// tombstone.
+    /// tombstone. Each end finds its start when it is first asked for an
+    /// item: a bound that is a key of the segment through the hash index,
+    /// else by binary search.
     pub fn visible(
         &self,
         snapshot: u64,
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
     ) -> SegmentIter<'_> {
-        let ends = (|| {
-            let front = match &lower {
-                Bound::Unbounded => 0,
-                Bound::Included(k) => self.lower_bound(k)?,
-                Bound::Excluded(k) => self.upper_bound(k)?,
-            };
-            let back = match &upper {
-                Bound::Unbounded => self.entries,
-                Bound::Included(k) => self.upper_bound(k)?,
-                Bound::Excluded(k) => self.lower_bound(k)?,
-            };
-            Ok((front, back.max(front)))
-        })();
-        match ends {
-            Ok((front, back)) => SegmentIter {
-                seg: self,
-                snapshot,
-                front,
-                back,
-                error: None,
+        SegmentIter {
+            seg: self,
+            snapshot,
+            lower,
+            upper,
+            front: None,
+            back: None,
+            done: false,
+        }
+    }
+
+    /// Offset of the first entry at or after the lower bound.
+    fn front_start(&self, lower: &Bound<Vec<u8>>) -> Result<usize> {
+        Ok(match lower {
+            Bound::Unbounded => self.offset_of(0),
+            Bound::Included(k) => match self.find_newest(k)? {
+                Some(off) => off,
+                None => self.offset_of(self.lower_bound(k)?),
             },
-            Err(e) => SegmentIter {
-                seg: self,
-                snapshot,
-                front: 0,
-                back: 0,
-                error: Some(e),
+            Bound::Excluded(k) => match self.find_newest(k)? {
+                Some(mut off) => {
+                    while off < self.data_end {
+                        let e = self.decode_at(off as u64)?;
+                        if e.key != k.as_slice() {
+                            break;
+                        }
+                        off = e.next;
+                    }
+                    off
+                }
+                None => self.offset_of(self.upper_bound(k)?),
             },
+        })
+    }
+
+    /// Index one past the last entry at or before the upper bound.
+    fn back_start(&self, upper: &Bound<Vec<u8>>) -> Result<usize> {
+        match upper {
+            Bound::Unbounded => Ok(self.entries),
+            Bound::Included(k) => self.upper_bound(k),
+            Bound::Excluded(k) => self.lower_bound(k),
         }
     }
 
@@ -348,25 +378,39 @@ impl Segment {
 }
 
 /// Iterator over the keys of a segment visible at a snapshot; see
-/// [`Segment::visible`]. Entries `front..back` are still to be yielded,
-/// always whole keys, so the two ends never cross.
+/// [`Segment::visible`]. The front walks the data section by offset; the
+/// back walks the offset table by index. Entries from `front` (an offset)
+/// to `back` (an index) are still to be yielded, always whole keys, so the
+/// two ends never cross.
 pub(crate) struct SegmentIter<'a> {
     seg: &'a Segment,
     snapshot: u64,
-    front: usize,
-    back: usize,
-    /// An error to yield next (from positioning), after which it ends.
-    error: Option<Error>,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    front: Option<usize>,
+    back: Option<usize>,
+    done: bool,
 }
 
 type Item<'a> = Result<(&'a [u8], Option<&'a [u8]>)>;
 
-impl<'a> SegmentIter<'a> {
-    fn fail(&mut self, e: Error) -> Option<Item<'a>> {
-        self.front = self.back;
-        Some(Err(e))
+fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
+    match lower {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
     }
+}
 
+fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
+    match upper {
+        Bound::Included(u) => key <= u.as_slice(),
+        Bound::Excluded(u) => key < u.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+impl<'a> SegmentIter<'a> {
     fn item(v: &Version<'a>) -> (&'a [u8], Option<&'a [u8]>) {
         match v.kind {
             Kind::Put => (v.key, Some(v.value)),
@@ -374,44 +418,103 @@ impl<'a> SegmentIter<'a> {
         }
     }
 
-    /// The next key from the front: its visible version if any, and the
-    /// index past its versions.
-    fn step_front(&self) -> Result<(Option<Version<'a>>, usize)> {
-        let first = self.seg.entry(self.front)?;
-        let mut found = (first.ts <= self.snapshot).then_some(first);
-        let mut i = self.front + 1;
-        while i < self.back {
-            let v = self.seg.entry(i)?;
-            if v.key != first.key {
-                break;
-            }
-            if found.is_none() && v.ts <= self.snapshot {
-                found = Some(v);
-            }
-            i += 1;
-        }
-        Ok((found, i))
+    /// Where the front stops: the back's position, once it has one.
+    fn front_limit(&self) -> usize {
+        self.back.map_or(self.seg.data_end, |b| self.seg.offset_of(b))
     }
 
-    /// The next key from the back: its visible version if any, and the
-    /// index of its first version.
-    fn step_back(&self) -> Result<(Option<Version<'a>>, usize)> {
-        let last = self.seg.entry(self.back - 1)?;
-        // Walking back the timestamps rise: the last one seen that is still
-        // within the snapshot is the newest visible.
-        let mut found = (last.ts <= self.snapshot).then_some(last);
-        let mut i = self.back - 1;
-        while i > self.front {
-            let v = self.seg.entry(i - 1)?;
-            if v.key != last.key {
-                break;
+    fn step_front(&mut self) -> Result<Option<(&'a [u8], Option<&'a [u8]>)>> {
+        let seg = self.seg;
+        let mut off = match self.front {
+            Some(off) => off,
+            None => seg.front_start(&self.lower)?,
+        };
+        loop {
+            if off >= self.front_limit() {
+                self.front = Some(off);
+                return Ok(None);
             }
-            if v.ts <= self.snapshot {
-                found = Some(v);
+            let first = seg.decode_at(off as u64)?;
+            if !below_upper(first.key, &self.upper) {
+                self.front = Some(seg.data_end);
+                return Ok(None);
             }
-            i -= 1;
+            let mut found = (first.ts <= self.snapshot).then_some(first);
+            off = first.next;
+            while off < seg.data_end {
+                let v = seg.decode_at(off as u64)?;
+                if v.key != first.key {
+                    break;
+                }
+                if found.is_none() && v.ts <= self.snapshot {
+                    found = Some(v);
+                }
+                off = v.next;
+            }
+            if let Some(v) = found {
+                self.front = Some(off);
+                let v = Version {
+                    key: v.key,
+                    ts: v.ts,
+                    kind: v.kind,
+                    value: v.value,
+                };
+                return Ok(Some(Self::item(&v)));
+            }
         }
-        Ok((found, i))
+    }
+
+    fn step_back(&mut self) -> Result<Option<(&'a [u8], Option<&'a [u8]>)>> {
+        let seg = self.seg;
+        let mut i = match self.back {
+            Some(i) => i,
+            None => seg.back_start(&self.upper)?,
+        };
+        // The front has consumed everything before its offset.
+        let floor = self.front.unwrap_or(0);
+        loop {
+            if i == 0 || seg.offset_of(i - 1) < floor {
+                self.back = Some(i);
+                return Ok(None);
+            }
+            let last = seg.entry(i - 1)?;
+            if !above_lower(last.key, &self.lower) {
+                self.back = Some(0);
+                return Ok(None);
+            }
+            // Walking back the timestamps rise: the last one seen that is
+            // still within the snapshot is the newest visible.
+            let mut found = (last.ts <= self.snapshot).then_some(last);
+            i -= 1;
+            while i > 0 && seg.offset_of(i - 1) >= floor {
+                let v = seg.entry(i - 1)?;
+                if v.key != last.key {
+                    break;
+                }
+                if v.ts <= self.snapshot {
+                    found = Some(v);
+                }
+                i -= 1;
+            }
+            if let Some(v) = found {
+                self.back = Some(i);
+                return Ok(Some(Self::item(&v)));
+            }
+        }
+    }
+
+    fn finish(&mut self, r: Result<Option<(&'a [u8], Option<&'a [u8]>)>>) -> Option<Item<'a>> {
+        match r {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -419,40 +522,20 @@ impl<'a> Iterator for SegmentIter<'a> {
     type Item = Item<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return self.fail(e);
+        if self.done {
+            return None;
         }
-        while self.front < self.back {
-            match self.step_front() {
-                Ok((found, next)) => {
-                    self.front = next;
-                    if let Some(v) = found {
-                        return Some(Ok(Self::item(&v)));
-                    }
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-        None
+        let r = self.step_front();
+        self.finish(r)
     }
 }
 
 impl DoubleEndedIterator for SegmentIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return self.fail(e);
+        if self.done {
+            return None;
         }
-        while self.front < self.back {
-            match self.step_back() {
-                Ok((found, start)) => {
-                    self.back = start;
-                    if let Some(v) = found {
-                        return Some(Ok(Self::item(&v)));
-                    }
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-        None
+        let r = self.step_back();
+        self.finish(r)
     }
 }
