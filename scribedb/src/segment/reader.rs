@@ -208,15 +208,11 @@ impl Segment {
     /// The newest version of `key` with timestamp `<= snapshot`, if any (a
     /// tombstone is returned as such).
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Version<'_>>> {
-        let Some(mut offset) = self.find_newest(key)? else {
+        let Some(mut e) = self.find_newest(key)? else {
             return Ok(None);
         };
         // The key's versions follow contiguously, newest first.
         loop {
-            let e = self.decode_at(offset as u64)?;
-            if e.key != key {
-                return Ok(None);
-            }
             if e.ts <= snapshot {
                 return Ok(Some(Version {
                     key: e.key,
@@ -228,12 +224,16 @@ impl Segment {
             if e.next >= self.data_end {
                 return Ok(None);
             }
-            offset = e.next;
+            e = self.decode_at(e.next as u64)?;
+            if e.key != key {
+                return Ok(None);
+            }
         }
     }
 
-    /// The offset of the newest version of `key`, through the hash index.
-    fn find_newest(&self, key: &[u8]) -> Result<Option<usize>> {
+    /// The newest version of `key` (its entry, with its offset in `next`'s
+    /// place known to the caller through `offset`), through the hash index.
+    fn find_newest(&self, key: &[u8]) -> Result<Option<RawEntry<'_>>> {
         let hash = hash_key(key, self.seed);
         let mask = self.slots - 1;
         let mut at = hash as usize & mask;
@@ -243,9 +243,9 @@ impl Segment {
                 return Ok(None);
             }
             if slot_tag_matches(slot, hash) {
-                let offset = slot_offset(slot);
-                if self.decode_at(offset)?.key == key {
-                    return Ok(Some(offset as usize));
+                let e = self.decode_at(slot_offset(slot))?;
+                if e.key == key {
+                    return Ok(Some(e));
                 }
             }
             at = (at + 1) & mask;
@@ -334,33 +334,35 @@ impl Segment {
             lower,
             upper,
             front: None,
+            ahead: None,
             back: None,
             done: false,
         }
     }
 
-    /// Offset of the first entry at or after the lower bound.
-    fn front_start(&self, lower: &Bound<Vec<u8>>) -> Result<usize> {
-        Ok(match lower {
-            Bound::Unbounded => self.offset_of(0),
+    /// The first entry at or after the lower bound, decoded, if any.
+    fn front_start(&self, lower: &Bound<Vec<u8>>) -> Result<Option<RawEntry<'_>>> {
+        let at = |off: usize| {
+            (off < self.data_end)
+                .then(|| self.decode_at(off as u64))
+                .transpose()
+        };
+        match lower {
+            Bound::Unbounded => at(self.offset_of(0)),
             Bound::Included(k) => match self.find_newest(k)? {
-                Some(off) => off,
-                None => self.offset_of(self.lower_bound(k)?),
+                Some(e) => Ok(Some(e)),
+                None => at(self.offset_of(self.lower_bound(k)?)),
             },
             Bound::Excluded(k) => match self.find_newest(k)? {
-                Some(mut off) => {
-                    while off < self.data_end {
-                        let e = self.decode_at(off as u64)?;
-                        if e.key != k.as_slice() {
-                            break;
-                        }
-                        off = e.next;
+                Some(mut e) => loop {
+                    match at(e.next)? {
+                        Some(n) if n.key == k.as_slice() => e = n,
+                        other => return Ok(other),
                     }
-                    off
-                }
-                None => self.offset_of(self.upper_bound(k)?),
+                },
+                None => at(self.offset_of(self.upper_bound(k)?)),
             },
-        })
+        }
     }
 
     /// Index one past the last entry at or before the upper bound.
@@ -387,12 +389,18 @@ pub(crate) struct SegmentIter<'a> {
     snapshot: u64,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
+    /// Offset of the next entry from the front, once positioned.
     front: Option<usize>,
+    /// That entry, decoded (a step decodes the entry after a key's last
+    /// version to see where the key ends).
+    ahead: Option<RawEntry<'a>>,
     back: Option<usize>,
     done: bool,
 }
 
-type Item<'a> = Result<(&'a [u8], Option<&'a [u8]>)>;
+/// A key and its visible value, `None` for a tombstone.
+type Visible<'a> = (&'a [u8], Option<&'a [u8]>);
+type Item<'a> = Result<Visible<'a>>;
 
 fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
     match lower {
@@ -423,27 +431,30 @@ impl<'a> SegmentIter<'a> {
         self.back.map_or(self.seg.data_end, |b| self.seg.offset_of(b))
     }
 
-    fn step_front(&mut self) -> Result<Option<(&'a [u8], Option<&'a [u8]>)>> {
+    fn step_front(&mut self) -> Result<Option<Visible<'a>>> {
         let seg = self.seg;
-        let mut off = match self.front {
-            Some(off) => off,
+        let mut next = match self.front {
+            Some(_) => self.ahead.take(),
             None => seg.front_start(&self.lower)?,
         };
+        let limit = self.front_limit();
         loop {
-            if off >= self.front_limit() {
-                self.front = Some(off);
+            let Some(first) = next else {
+                self.front = Some(seg.data_end);
                 return Ok(None);
-            }
-            let first = seg.decode_at(off as u64)?;
-            if !below_upper(first.key, &self.upper) {
+            };
+            let first_at = first.next - entry_size(first.key.len(), first.value.len());
+            if first_at >= limit || !below_upper(first.key, &self.upper) {
                 self.front = Some(seg.data_end);
                 return Ok(None);
             }
             let mut found = (first.ts <= self.snapshot).then_some(first);
-            off = first.next;
+            next = None;
+            let mut off = first.next;
             while off < seg.data_end {
                 let v = seg.decode_at(off as u64)?;
                 if v.key != first.key {
+                    next = Some(v);
                     break;
                 }
                 if found.is_none() && v.ts <= self.snapshot {
@@ -453,6 +464,7 @@ impl<'a> SegmentIter<'a> {
             }
             if let Some(v) = found {
                 self.front = Some(off);
+                self.ahead = next;
                 let v = Version {
                     key: v.key,
                     ts: v.ts,
@@ -464,7 +476,7 @@ impl<'a> SegmentIter<'a> {
         }
     }
 
-    fn step_back(&mut self) -> Result<Option<(&'a [u8], Option<&'a [u8]>)>> {
+    fn step_back(&mut self) -> Result<Option<Visible<'a>>> {
         let seg = self.seg;
         let mut i = match self.back {
             Some(i) => i,
@@ -503,7 +515,7 @@ impl<'a> SegmentIter<'a> {
         }
     }
 
-    fn finish(&mut self, r: Result<Option<(&'a [u8], Option<&'a [u8]>)>>) -> Option<Item<'a>> {
+    fn finish(&mut self, r: Result<Option<Visible<'a>>>) -> Option<Item<'a>> {
         match r {
             Ok(Some(kv)) => Some(Ok(kv)),
             Ok(None) => {
