@@ -69,6 +69,7 @@ pub struct Builder {
     create: bool,
     arena_size: usize,
     memtable_size: u64,
+    retention: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -82,6 +83,7 @@ impl Default for Builder {
             create: true,
             arena_size: DEFAULT_ARENA_SIZE,
             memtable_size: DEFAULT_MEMTABLE_SIZE,
+            retention: None,
         }
     }
 }
@@ -144,6 +146,17 @@ impl Builder {
         self
     }
 
+    /// Keep every version newer than now minus `window` (default 0), so
+    /// that [`Database::begin_read_at`] and [`Database::begin_read_as_of`]
+    /// can read any moment within it. A property of the database, kept in
+    /// its manifest: setting it changes it for every process, and a handle
+    /// that does not set it uses the stored one. Whole milliseconds, at most
+    /// 100 years.
+    pub fn retention(mut self, window: Duration) -> Self {
+        self.retention = Some(window);
+        self
+    }
+
     /// Open the database in directory `path`, creating it if missing.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         Database::open_with(path.as_ref(), self)
@@ -174,6 +187,14 @@ pub struct ReaderInfo {
     pub lag_ms: u64,
     /// Whether its process is alive (dead ones are reclaimed automatically).
     pub live: bool,
+    /// The view sequence number it reads: files retired after that view
+    /// are kept for it.
+    pub view: u64,
+    /// The manifest generation of that view.
+    pub manifest_generation: u64,
+    /// Bytes of segment files it keeps that the current view no longer
+    /// names (0 when it reads the current manifest).
+    pub pinned_bytes: u64,
 }
 
 /// Figures about a database, for `scribe stat`.
@@ -229,6 +250,23 @@ pub struct Stats {
     /// The last failure of a background flush or compaction in this
     /// process, if any (they are retried).
     pub maintenance_error: Option<String>,
+    /// Segments in level 0 (flushed, not yet compacted).
+    pub level0_segments: usize,
+    /// Level 0 segments that start a compaction.
+    pub compaction_trigger: usize,
+    /// Bytes of segment files a compaction would merge now (0 if none is
+    /// due).
+    pub pending_compaction_bytes: u64,
+    /// The retention window stored with the database, in milliseconds.
+    pub retention_ms: u64,
+    /// The oldest timestamp a read of the past can ask for.
+    pub oldest_readable_ts: u64,
+    /// The reader that keeps the most retired segment bytes: `(slot, pid,
+    /// bytes)`.
+    pub most_pinning_reader: Option<(usize, u64, u64)>,
+    /// Commits of this handle that waited for a flush, and how long in all
+    /// (microseconds).
+    pub stalls: (u64, u64),
 }
 
 /// A handle on an open database. Cheap to share between threads
@@ -280,6 +318,13 @@ impl Database {
     }
 
     fn open_with(dir: &Path, opts: Builder) -> Result<Database> {
+        const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        if opts.retention.is_some_and(|r| r > MAX_RETENTION) {
+            return Err(Error::InvalidOption {
+                option: "retention",
+                why: "longer than 100 years".to_string(),
+            });
+        }
         if !opts.create {
             // Every database has its log from the moment it is created.
             let why = if !dir.is_dir() {
@@ -357,7 +402,11 @@ impl Database {
         if inner.coord.read_view()?.sealed_generation != 0 {
             inner.start_maintenance();
         }
-        Ok(Database { inner })
+        let db = Database { inner };
+        if let Some(window) = opts.retention {
+            db.inner.set_retention(window.as_millis() as u64)?;
+        }
+        Ok(db)
     }
 
     /// Begin the write transaction, waiting up to the writer timeout for the
@@ -371,6 +420,41 @@ impl Database {
     /// a few atomic operations on shared memory.
     pub fn begin_read(&self) -> Result<ReadTxn> {
         ReadTxn::begin(self.inner.clone())
+    }
+
+    /// Begin a read transaction on the state committed at or before
+    /// timestamp `ts`: exactly the commits with a timestamp up to `ts`. A
+    /// future timestamp reads the newest commit. Below the oldest readable
+    /// point ([`Database::oldest_readable_ts`]) it fails with
+    /// `Error::HistoryUnavailable`, never with a wrong answer.
+    pub fn begin_read_at(&self, ts: u64) -> Result<ReadTxn> {
+        ReadTxn::begin_at(self.inner.clone(), crate::txn::At::Past(ts))
+    }
+
+    /// Begin a read transaction on the state committed at or before the
+    /// wall-clock moment `time` (to the millisecond).
+    pub fn begin_read_as_of(&self, time: std::time::SystemTime) -> Result<ReadTxn> {
+        let ms = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        // The last timestamp of that millisecond.
+        let ts = hlc::from_millis(ms + 1).saturating_sub(1);
+        self.begin_read_at(ts)
+    }
+
+    /// The oldest timestamp [`Database::begin_read_at`] can read now: now
+    /// minus the retention window, or the stored floor if later, but never
+    /// after the newest commit. It never moves back.
+    pub fn oldest_readable_ts(&self) -> Result<u64> {
+        Ok(self.inner.oldest_readable(&*self.inner.current_view()?))
+    }
+
+    /// The retention window stored with the database.
+    pub fn retention(&self) -> Result<Duration> {
+        Ok(Duration::from_millis(
+            self.inner.current_view()?.manifest.retention_ms,
+        ))
     }
 
     /// Newest commit visible to new readers.
@@ -397,21 +481,49 @@ impl Database {
         self.inner.writer_info()
     }
 
-    /// Every registered read transaction, across processes.
+    /// Every registered read transaction, across processes (write
+    /// transactions hold one too, at the writer's snapshot).
     pub fn readers(&self) -> Vec<ReaderInfo> {
         let now = hlc::now_millis();
         let committed_ms = hlc::millis(self.committed_ts());
+        let current = self.inner.current_view().ok();
+        let mut pinned_by_generation = std::collections::HashMap::new();
         self.inner
             .coord
             .reader_slots()
             .into_iter()
-            .map(|r| ReaderInfo {
-                slot: r.slot,
-                pid: r.pid,
-                snapshot: r.snapshot,
-                age_ms: now.saturating_sub(r.started_ms),
-                lag_ms: committed_ms.saturating_sub(hlc::millis(r.snapshot)),
-                live: self.inner.owner_alive(r.owner),
+            .map(|r| {
+                let pinned_bytes =
+                    *pinned_by_generation
+                        .entry(r.manifest)
+                        .or_insert_with(|| match &current {
+                            Some(v) if v.manifest.generation != r.manifest && r.manifest != 0 => {
+                                // The manifest stays until no reader names it.
+                                Manifest::read(&self.inner.dir, r.manifest)
+                                    .map(|old| {
+                                        old.segments
+                                            .iter()
+                                            .filter(|s| {
+                                                !v.manifest.segments.iter().any(|c| c.id == s.id)
+                                            })
+                                            .map(|s| s.size)
+                                            .sum()
+                                    })
+                                    .unwrap_or(0)
+                            }
+                            _ => 0,
+                        });
+                ReaderInfo {
+                    slot: r.slot,
+                    pid: r.pid,
+                    snapshot: r.snapshot,
+                    age_ms: now.saturating_sub(r.started_ms),
+                    lag_ms: committed_ms.saturating_sub(hlc::millis(r.snapshot)),
+                    live: self.inner.owner_alive(r.owner),
+                    view: r.view,
+                    manifest_generation: r.manifest,
+                    pinned_bytes,
+                }
             })
             .collect()
     }
@@ -452,7 +564,12 @@ impl Database {
         Ok(Stats {
             keys,
             versions: hdr(OFF_VERSION_COUNT)
-                + view.manifest.segments.iter().map(|s| s.entries).sum::<u64>(),
+                + view
+                    .manifest
+                    .segments
+                    .iter()
+                    .map(|s| s.entries)
+                    .sum::<u64>(),
             data_bytes,
             arenas,
             arena_bytes,
@@ -478,6 +595,25 @@ impl Database {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            level0_segments: view.l0.len(),
+            compaction_trigger: maint::L0_COMPACTION_TRIGGER,
+            pending_compaction_bytes: if view.l0.len() >= maint::L0_COMPACTION_TRIGGER {
+                view.manifest.segments.iter().map(|s| s.size).sum()
+            } else {
+                0
+            },
+            retention_ms: view.manifest.retention_ms,
+            oldest_readable_ts: inner.oldest_readable(&view),
+            most_pinning_reader: self
+                .readers()
+                .into_iter()
+                .filter(|r| r.live && r.pinned_bytes > 0)
+                .max_by_key(|r| r.pinned_bytes)
+                .map(|r| (r.slot, r.pid, r.pinned_bytes)),
+            stalls: (
+                inner.maint.stalls.load(Ordering::Relaxed),
+                inner.maint.stall_micros.load(Ordering::Relaxed),
+            ),
         })
     }
 
@@ -608,6 +744,7 @@ fn recover_alone(
     hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
     hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
     hdr(OFF_VIEW_FLOOR).store(0, Ordering::Release);
+    hdr(OFF_HISTORY_FLOOR).fetch_max(manifest.history_floor, Ordering::AcqRel);
     hdr(OFF_WRITER_PID).store(0, Ordering::Release);
     hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
     let fields = ViewFields {
@@ -774,6 +911,9 @@ impl Inner {
             self.release_writer();
             return Err(e);
         }
+        // A handle that writes keeps the store tidy: flushes, compactions
+        // and the deletion of what no reader needs any more.
+        self.start_maintenance();
         Ok(self.coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire))
     }
 
@@ -1123,8 +1263,12 @@ impl Inner {
     /// horizon between two scans of the slots, so that a reader registering
     /// meanwhile either shows up in the second scan or sees the horizon and
     /// takes a snapshot of at least `N` (see `ReadTxn::begin`).
-    pub fn live_snapshots(&self) -> Horizon {
-        let newest = self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+    pub fn live_snapshots(&self, view: &View) -> Horizon {
+        // Versions newer than the oldest readable point are all kept, so
+        // that reads of the past within the retention window see them. The
+        // point is raised in the header before the slots are scanned (see
+        // `ReadTxn::begin_at`).
+        let newest = self.oldest_readable(view);
         let scan = |out: &mut Vec<u64>| {
             for r in self.coord.reader_slots() {
                 if self.owner_alive(r.owner) {

@@ -119,6 +119,29 @@ pub enum Error {
     #[error("database handle is poisoned by an earlier write failure: {0}; reopen it")]
     Poisoned(String),
 
+    /// A read as of a past moment asked for history that is no longer kept:
+    /// the oldest readable timestamp is `oldest` (see
+    /// `Builder::retention`).
+    #[error(
+        "history before timestamp {oldest} is not kept (asked for {requested}); \
+         a longer retention window keeps more"
+    )]
+    HistoryUnavailable {
+        /// The timestamp asked for.
+        requested: u64,
+        /// The oldest timestamp that can be read now.
+        oldest: u64,
+    },
+
+    /// An option of the builder is out of range.
+    #[error("invalid option {option}: {why}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// What is wrong with its value.
+        why: String,
+    },
+
     /// An I/O error from the operating system.
     #[error("{context}: {source}")]
     Io {

@@ -44,6 +44,11 @@ impl Horizon {
         }
     }
 
+    /// The point above which every version is kept.
+    pub fn newest(&self) -> u64 {
+        self.newest
+    }
+
     /// Whether the version at `ts` is kept, given the timestamp of the next
     /// newer version of the same key (`None` for the newest).
     pub fn keeps(&self, ts: u64, newer: Option<u64>) -> bool {

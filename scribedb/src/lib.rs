@@ -29,6 +29,7 @@ mod db;
 mod entry;
 mod error;
 mod gc;
+mod history;
 mod hlc;
 mod maint;
 mod manifest;
@@ -45,6 +46,7 @@ pub use db::{
     Builder, Database, Durability, ReaderInfo, Stats, WriterInfo, MAX_KEY_LEN, MAX_VALUE_LEN,
 };
 pub use error::{Error, Result};
+pub use history::KeyVersion;
 pub use txn::{Range, ReadTxn, WriteRange, WriteTxn};
 pub use wal::RecoveryReport;
 

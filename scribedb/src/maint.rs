@@ -162,7 +162,7 @@ impl Inner {
             return Ok(());
         };
         let m = &view.manifest;
-        let horizon = self.live_snapshots();
+        let horizon = self.live_snapshots(&view);
         let id = m.next_segment_id.max(1);
         let path = segment_file(&self.dir, id);
         let bottom = m.segments.is_empty();
@@ -172,6 +172,7 @@ impl Inner {
         next.next_segment_id = id + 1;
         next.log_start = view.fields.sealed_log_end;
         next.flushed_ts = next.flushed_ts.max(meta.max_ts);
+        next.history_floor = next.history_floor.max(horizon.newest());
         if meta.entries > 0 {
             next.segments.insert(0, segment_ref(id, 0, &meta));
         } else {
@@ -206,9 +207,10 @@ impl Inner {
             return Ok(());
         }
         let m = &view.manifest;
-        let horizon = self.live_snapshots();
+        let horizon = self.live_snapshots(&view);
         let mut next = (**m).clone();
         next.generation = m.generation + 1;
+        next.history_floor = next.history_floor.max(horizon.newest());
         let mut id = m.next_segment_id.max(1);
         let outputs = merge_segments(&self.dir, &inputs, &horizon, &mut id)?;
         next.next_segment_id = id;
@@ -219,6 +221,34 @@ impl Inner {
         retired.push(Retired::Manifest(m.generation));
         self.retire(seq, retired);
         Ok(())
+    }
+
+    /// Store a new retention window in the manifest (waits for a job
+    /// another process runs).
+    pub fn set_retention(&self, retention_ms: u64) -> Result<()> {
+        if self.current_view()?.manifest.retention_ms == retention_ms {
+            return Ok(());
+        }
+        let _job = self.maint.job.lock().unwrap_or_else(|p| p.into_inner());
+        self.coord.lock_maint_wait()?;
+        let result = (|| {
+            let view = self.current_view()?;
+            let m = &view.manifest;
+            if m.retention_ms == retention_ms {
+                return Ok(());
+            }
+            let mut next = (**m).clone();
+            next.generation = m.generation + 1;
+            next.retention_ms = retention_ms;
+            // Shortening the window must not move the floor back.
+            next.history_floor = next.history_floor.max(self.oldest_readable(&view));
+            next.write(&self.dir)?;
+            let seq = self.publish_manifest(next.generation, false)?;
+            self.retire(seq, [Retired::Manifest(m.generation)]);
+            Ok(())
+        })();
+        self.coord.unlock_maint();
+        result
     }
 
     /// Publish manifest `generation` in the view (and, after a flush, drop

@@ -14,10 +14,23 @@ use std::sync::Arc;
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON, OFF_VIEW_FLOOR};
 use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
+use crate::history::KeyVersion;
 use crate::hlc;
 use crate::memtable::prefix_end;
 use crate::merge::Ends;
 use crate::view::{Scan, View};
+
+/// Which snapshot a reader registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum At {
+    /// The newest published commit.
+    Latest,
+    /// A write transaction's snapshot (every commit written so far, which
+    /// no garbage collection can pass).
+    Writer(u64),
+    /// The state at a past timestamp.
+    Past(u64),
+}
 use crate::wal::format::payload_len;
 use crate::write_buffer::WriteBuffer;
 
@@ -65,12 +78,11 @@ pub struct ReadTxn {
 
 impl ReadTxn {
     pub(crate) fn begin(inner: Arc<Inner>) -> Result<ReadTxn> {
-        Self::begin_at(inner, None)
+        Self::begin_at(inner, At::Latest)
     }
 
-    /// Register a reader at the committed timestamp, or at `fixed` (the
-    /// writer's snapshot, which no garbage collection can pass).
-    pub(crate) fn begin_at(inner: Arc<Inner>, fixed: Option<u64>) -> Result<ReadTxn> {
+    /// Register a reader at the snapshot `at` names.
+    pub(crate) fn begin_at(inner: Arc<Inner>, at: At) -> Result<ReadTxn> {
         let coord = &inner.coord;
         let hint = READER_HINT.with(Cell::get);
         let slot = match coord.claim_reader_slot(inner.owner_tag, hint) {
@@ -93,9 +105,19 @@ impl ReadTxn {
         // covers is in it (a commit into a new memtable is published only
         // after the view naming that memtable). The view is registered the
         // same way against the view floor, below which files may be gone.
+        // A read of the past registers the same way, then checks its
+        // snapshot against the oldest readable point computed after its
+        // store: garbage collection raises that floor before it scans the
+        // slots, so either the scan sees this reader or the floor check
+        // refuses it.
         for _ in 0..1000 {
-            let snapshot =
-                fixed.unwrap_or_else(|| coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst));
+            let committed = coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+            let snapshot = match at {
+                At::Latest => committed,
+                At::Writer(s) => s,
+                // A future timestamp reads the newest commit.
+                At::Past(ts) => ts.min(committed),
+            };
             let view = match inner.current_view() {
                 Ok(view) => view,
                 Err(e) => {
@@ -104,7 +126,14 @@ impl ReadTxn {
                 }
             };
             coord.set_reader(slot, snapshot, started, inner.pid);
-            coord.set_reader_view(slot, view.fields.seq);
+            coord.set_reader_view(slot, view.fields.seq, view.manifest.generation);
+            if let At::Past(requested) = at {
+                let oldest = inner.oldest_readable(&view);
+                if snapshot < oldest {
+                    coord.release_reader_slot(slot, inner.owner_tag);
+                    return Err(Error::HistoryUnavailable { requested, oldest });
+                }
+            }
             if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot
                 && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq
             {
@@ -128,6 +157,16 @@ impl ReadTxn {
     /// `ts <= snapshot_ts()` and nothing newer.
     pub fn snapshot_ts(&self) -> u64 {
         self.snapshot
+    }
+
+    /// The versions of `key` this snapshot can see that are still kept,
+    /// newest first, with their commit timestamps (`None`: deleted). The
+    /// first is the one `get` returns. Versions older than the oldest
+    /// readable point may be gone in part.
+    pub fn versions(&self, key: impl AsRef<[u8]>) -> Result<Vec<KeyVersion<'_>>> {
+        let key = key.as_ref();
+        check_key(key)?;
+        self.view.versions(key, self.snapshot)
     }
 
     /// The value of `key`, borrowed from the shared mapping.
@@ -212,7 +251,7 @@ pub struct WriteTxn {
 impl WriteTxn {
     /// With the writer role held; gives it up if no reader slot is free.
     pub(crate) fn new(inner: Arc<Inner>, snapshot: u64) -> Result<WriteTxn> {
-        let reads = match ReadTxn::begin_at(inner.clone(), Some(snapshot)) {
+        let reads = match ReadTxn::begin_at(inner.clone(), At::Writer(snapshot)) {
             Ok(reads) => reads,
             Err(e) => {
                 inner.release_writer();

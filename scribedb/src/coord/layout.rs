@@ -76,8 +76,11 @@ pub const OFF_ACTIVE_LOG_START: usize = OFF_SEALED_LOG_END + F;
 /// Oldest view a reader registering now may rely on: files retired before
 /// it may be deleted once no live reader names an older view.
 pub const OFF_VIEW_FLOOR: usize = OFF_ACTIVE_LOG_START + F;
+/// Oldest timestamp a read as of a past time may ask for; never decreases
+/// (also kept in the manifest).
+pub const OFF_HISTORY_FLOOR: usize = OFF_VIEW_FLOOR + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_VIEW_FLOOR + F;
+pub const HEADER_USED: usize = OFF_HISTORY_FLOOR + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;
@@ -96,6 +99,8 @@ pub const READER_STARTED_MS: usize = READER_SNAPSHOT + F;
 pub const READER_PID: usize = READER_STARTED_MS + F;
 /// The view sequence number the reader reads (pins its files).
 pub const READER_VIEW: usize = READER_PID + F;
+/// The manifest generation of that view (diagnostics: what it pins).
+pub const READER_MANIFEST: usize = READER_VIEW + F;
 
 /// Upper bounds accepted from the file, so a corrupt header cannot make us
 /// map or scan absurd sizes.

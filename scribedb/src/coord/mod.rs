@@ -76,6 +76,7 @@ pub(crate) struct ReaderSlotInfo {
     pub started_ms: u64,
     pub pid: u64,
     pub view: u64,
+    pub manifest: u64,
 }
 
 /// The fields of the coordination header that make up the view of the
@@ -324,7 +325,9 @@ impl Coord {
     /// Publish the view a claimed reader slot reads. Sequentially
     /// consistent, like `set_reader`, so that a following load of the view
     /// floor cannot be reordered before it.
-    pub fn set_reader_view(&self, slot: usize, view: u64) {
+    pub fn set_reader_view(&self, slot: usize, view: u64, manifest: u64) {
+        self.reader_field(slot, READER_MANIFEST)
+            .store(manifest, Ordering::Relaxed);
         self.reader_field(slot, READER_VIEW)
             .store(view, Ordering::SeqCst);
     }
@@ -436,6 +439,9 @@ impl Coord {
                         .load(Ordering::Relaxed),
                     pid: self.reader_field(slot, READER_PID).load(Ordering::Relaxed),
                     view: self.reader_field(slot, READER_VIEW).load(Ordering::SeqCst),
+                    manifest: self
+                        .reader_field(slot, READER_MANIFEST)
+                        .load(Ordering::Relaxed),
                 })
             })
             .collect()

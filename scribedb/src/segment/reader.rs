@@ -428,7 +428,8 @@ impl<'a> SegmentIter<'a> {
 
     /// Where the front stops: the back's position, once it has one.
     fn front_limit(&self) -> usize {
-        self.back.map_or(self.seg.data_end, |b| self.seg.offset_of(b))
+        self.back
+            .map_or(self.seg.data_end, |b| self.seg.offset_of(b))
     }
 
     fn step_front(&mut self) -> Result<Option<Visible<'a>>> {
