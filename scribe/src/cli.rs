@@ -3,8 +3,24 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::as_of::{self, AsOf};
+
+/// The help of `--as-of`, shared by `get`, `scan` and `dump`.
+const AS_OF_HELP: &str = "\
+Read the state as of WHEN instead of the newest commit. WHEN is one of:
+  a commit timestamp: only digits, as stat and readers print them
+    (committed_ts, snapshot), e.g. 115366400000000000;
+  an RFC 3339 time: anything with a - or a :, with Z or an offset and
+    optional fractional seconds, e.g. 2026-12-01T12:00:00Z or
+    2026-12-01T13:00:00.250+01:00;
+  a duration before now: anything else, e.g. 250ms, 90s, 10m, 1h30m.
+The state is every commit at or before that moment; a moment after the
+newest commit reads the newest. Moments older than the retention window
+(see `scribe retention`) are an error.";
 
 /// Inspect and edit ScribeDB databases. A database is a directory.
 #[derive(Debug, Parser)]
@@ -41,6 +57,10 @@ pub enum Command {
         /// Database directory.
         db: PathBuf,
         key: OsString,
+        /// Read the state as of WHEN: a timestamp, an RFC 3339 time or a
+        /// duration ago (see --help).
+        #[arg(long, value_name = "WHEN", value_parser = as_of::parse, long_help = AS_OF_HELP)]
+        as_of: Option<AsOf>,
     },
     /// Remove KEY (succeeds if it does not exist).
     Del {
@@ -54,6 +74,10 @@ pub enum Command {
     Dump {
         /// Database directory.
         db: PathBuf,
+        /// Read the state as of WHEN: a timestamp, an RFC 3339 time or a
+        /// duration ago (see --help).
+        #[arg(long, value_name = "WHEN", value_parser = as_of::parse, long_help = AS_OF_HELP)]
+        as_of: Option<AsOf>,
     },
     /// Read JSON lines as written by `dump` and put every record. Existing
     /// keys not in the input are kept.
@@ -95,6 +119,19 @@ pub enum Command {
         #[arg(long)]
         reclaim: bool,
     },
+    /// Print the retention window, or set it to DURATION.
+    ///
+    /// Versions newer than now minus the window are kept, so that --as-of
+    /// can read any moment within it. The window is stored with the
+    /// database: setting it changes it for every process. History from
+    /// before a longer window was set is not brought back.
+    Retention {
+        /// Database directory.
+        db: PathBuf,
+        /// New window, e.g. 1h, 30m, 7days or 1h30m; 0 keeps no history.
+        #[arg(value_name = "DURATION", value_parser = as_of::parse_retention)]
+        window: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +156,10 @@ pub struct ScanArgs {
     /// tsv: key<TAB>value with \xNN, \t, \n and \\ escapes; jsonl: as `dump`.
     #[arg(long, value_enum, default_value_t = Format::Tsv)]
     pub format: Format,
+    /// Read the state as of WHEN: a timestamp, an RFC 3339 time or a
+    /// duration ago (see --help).
+    #[arg(long, value_name = "WHEN", value_parser = as_of::parse, long_help = AS_OF_HELP)]
+    pub as_of: Option<AsOf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

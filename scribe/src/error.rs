@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use crate::escape;
+use crate::{escape, human};
 
 /// Result alias for the tool.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,6 +28,13 @@ pub enum Error {
     Files { path: String, source: io::Error },
     /// A load stopped early; says how much of it was committed.
     LoadAborted { cause: Box<Error>, committed: u64 },
+    /// A read as of a moment older than the database keeps (`--as-of`).
+    HistoryUnavailable {
+        requested: u64,
+        oldest: u64,
+        /// The retention window stored with the database.
+        retention_ms: u64,
+    },
 }
 
 impl Error {
@@ -66,6 +73,32 @@ impl fmt::Display for Error {
                 f,
                 "{cause}; the {committed} records before it were already committed"
             ),
+            Error::HistoryUnavailable {
+                requested,
+                oldest,
+                retention_ms,
+            } => {
+                let at = |ts: u64| human::utc(scribedb::timestamp::millis(ts));
+                write!(
+                    f,
+                    "cannot read as of timestamp {requested} ({}): history before \
+                     timestamp {oldest} ({}) is not kept ",
+                    at(*requested),
+                    at(*oldest)
+                )?;
+                match retention_ms {
+                    0 => write!(
+                        f,
+                        "(no retention window; `scribe retention DB DURATION` sets one)"
+                    ),
+                    ms => write!(
+                        f,
+                        "(retention window {}; nothing from before the window was last \
+                         set or lengthened is kept either)",
+                        human::exact_duration(*ms)
+                    ),
+                }
+            }
         }
     }
 }

@@ -65,6 +65,26 @@ pub fn duration(ms: u64) -> String {
     }
 }
 
+/// An exact duration in days, hours, minutes, seconds and milliseconds,
+/// leaving out the zero ones: `1h30m`, `7d`, `1m250ms`; `0` for none. `humantime` parses it back.
+pub fn exact_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0".to_string();
+    }
+    let parts = [
+        (ms / 86_400_000, "d"),
+        (ms / 3_600_000 % 24, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n != 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +142,21 @@ mod tests {
         assert_eq!(duration(245_000), "4m05s");
         assert_eq!(duration(7_620_000), "2h07m");
         assert_eq!(duration(273_600_000), "3d04h");
+    }
+
+    #[test]
+    fn exact_durations_parse_back() {
+        for (ms, text) in [
+            (0, "0"),
+            (250, "250ms"),
+            (90_000, "1m30s"),
+            (5_400_000, "1h30m"),
+            (7 * 86_400_000, "7d"),
+            (86_400_000 + 60_250, "1d1m250ms"),
+        ] {
+            assert_eq!(exact_duration(ms), text);
+            let parsed = humantime::parse_duration(text).unwrap();
+            assert_eq!(parsed.as_millis(), u128::from(ms), "{text}");
+        }
     }
 }

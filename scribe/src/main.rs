@@ -3,6 +3,7 @@
 //! Exit codes: 0 on success, 1 when `get` finds no such key, 2 on any error
 //! (including bad usage).
 
+mod as_of;
 mod cli;
 mod commands;
 mod error;

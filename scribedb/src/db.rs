@@ -1135,6 +1135,11 @@ impl Inner {
         Ok((ts, end))
     }
 
+    /// This handle's memtable budget.
+    pub fn memtable_size(&self) -> u64 {
+        self.memtable_size
+    }
+
     /// Bytes the memtable of `view` uses: its arenas plus its log records.
     fn memtable_bytes(&self, view: &View) -> Result<u64> {
         let (used, _) = view.active.usage(view.fields.arena_count as usize)?;

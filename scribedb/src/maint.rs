@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-use crate::coord::layout::OFF_VIEW_SEQ;
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_VIEW_SEQ};
 use crate::db::Inner;
 use crate::entry::Kind;
 use crate::error::{IoContext, Result};
@@ -28,10 +28,22 @@ use crate::memtable::{Arenas, SkipList};
 use crate::segment::{Segment, SegmentMeta, SegmentWriter};
 use crate::view::View;
 
-/// Level 0 segments that trigger a compaction.
+/// Level 0 segments that trigger a compaction into level 1.
 pub const L0_COMPACTION_TRIGGER: usize = 4;
-/// Compaction outputs are cut at this size (at a key boundary).
+/// Segment files are cut at this size (at a key boundary), or at the
+/// level 1 target if that is smaller.
 pub const TARGET_SEGMENT_SIZE: u64 = 256 << 20;
+/// Each level's target size is this many times the one above.
+pub const LEVEL_RATIO: u64 = 10;
+/// Deepest level.
+pub const MAX_LEVEL: usize = 6;
+/// A file whose tombstones make up this share of its entries (in
+/// percent) is compacted down even when no level is over its size, so
+/// that deleted space comes back when nothing grows.
+const TOMBSTONE_PERCENT: u64 = 25;
+/// After this long without a commit, level 0 is compacted into level 1
+/// whatever its size, so the space its shadowed versions take comes back.
+const IDLE_COMPACTION: Duration = Duration::from_secs(30);
 /// How often an idle maintenance thread looks for work in other processes'
 /// commits and for files it may delete.
 const POLL: Duration = Duration::from_millis(50);
@@ -54,6 +66,14 @@ pub(crate) struct Maintenance {
     pub stall_micros: AtomicU64,
     /// The view sequence of the last sweep.
     swept: AtomicU64,
+    /// Per level, the first key of the file compacted last there.
+    cursors: Mutex<Vec<Vec<u8>>>,
+    /// Bytes this handle's jobs wrote into segments: flushes, compactions.
+    pub flushed_bytes: AtomicU64,
+    pub compacted_bytes: AtomicU64,
+    pub compactions: AtomicU64,
+    /// The committed timestamp when last seen to move, and when.
+    last_commit: Mutex<(u64, Option<std::time::Instant>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +122,20 @@ impl Maintenance {
         }
     }
 
+    /// How long no commit has been seen (the first call starts the clock).
+    fn idle_for(&self) -> Duration {
+        let last = self.last_commit.lock().unwrap_or_else(|p| p.into_inner());
+        last.1.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// Note the committed timestamp seen now.
+    pub fn saw_commit(&self, committed: u64) {
+        let mut last = self.last_commit.lock().unwrap_or_else(|p| p.into_inner());
+        if last.0 != committed || last.1.is_none() {
+            *last = (committed, Some(std::time::Instant::now()));
+        }
+    }
+
     fn sleep(&self) {
         let mut wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
         if !*wake {
@@ -145,6 +179,8 @@ impl Inner {
         } else if !self.coord.try_lock_maint()? {
             return Ok(());
         }
+        self.maint
+            .saw_commit(self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::Acquire));
         let result = (|| {
             self.flush_sealed()?;
             self.compact(all)?;
@@ -163,22 +199,27 @@ impl Inner {
         };
         let m = &view.manifest;
         let horizon = self.live_snapshots(&view);
-        let id = m.next_segment_id.max(1);
-        let path = segment_file(&self.dir, id);
+        let mut id = m.next_segment_id.max(1);
         let bottom = m.segments.is_empty();
-        let meta = write_memtable(&path, &sealed, &horizon, bottom)?;
+        let target = self.target_file_size();
+        let outputs = write_memtable(&self.dir, &sealed, &horizon, bottom, target, &mut id)?;
         let mut next = (**m).clone();
         next.generation = m.generation + 1;
-        next.next_segment_id = id + 1;
+        next.next_segment_id = id;
         next.log_start = view.fields.sealed_log_end;
-        next.flushed_ts = next.flushed_ts.max(meta.max_ts);
+        for (seg, _) in &outputs {
+            next.flushed_ts = next.flushed_ts.max(seg.max_ts);
+        }
+        let written: u64 = outputs.iter().map(|(r, _)| r.size).sum();
         next.history_floor = next.history_floor.max(horizon.newest());
-        if meta.entries > 0 {
-            next.segments.insert(0, segment_ref(id, 0, &meta));
-        } else {
-            let _ = std::fs::remove_file(&path);
+        // Newest first; the files of one flush do not overlap.
+        for (seg, _) in outputs.into_iter().rev() {
+            next.segments.insert(0, seg);
         }
         next.write(&self.dir)?;
+        self.maint
+            .flushed_bytes
+            .fetch_add(written, Ordering::Relaxed);
         let seq = self.publish_manifest(next.generation, true)?;
         self.retire(
             seq,
@@ -191,36 +232,213 @@ impl Inner {
         Ok(())
     }
 
-    /// Merge every segment into one sorted run at level 1 when level 0 has
-    /// grown to the trigger (or always, with `all`), dropping what no
-    /// snapshot can see.
+    /// Level 1's target size; each deeper level's is `LEVEL_RATIO` times
+    /// the one above.
+    fn level_target(&self, level: usize) -> u64 {
+        let base = (4 * self.memtable_size()).max(1 << 20);
+        base.saturating_mul(LEVEL_RATIO.saturating_pow(level.saturating_sub(1) as u32))
+    }
+
+    fn target_file_size(&self) -> u64 {
+        TARGET_SEGMENT_SIZE.min(self.level_target(1))
+    }
+
+    /// Run one compaction if one is due (or, with `all`, merge everything
+    /// into one run at the deepest level). Leveled: level 0 (flushed
+    /// files, newest first, overlapping) goes into level 1 once it holds
+    /// `L0_COMPACTION_TRIGGER` files; a level over its target size sends
+    /// one file (taken in turn through the key space) down into the
+    /// overlapping files of the next level; a file that overlaps nothing
+    /// below moves down without being rewritten.
     fn compact(&self, all: bool) -> Result<()> {
         let view = self.current_view()?;
-        let inputs: Vec<Arc<Segment>> = view
-            .l0
-            .iter()
-            .chain(view.runs.iter().flatten())
-            .cloned()
-            .collect();
-        let due = view.l0.len() >= L0_COMPACTION_TRIGGER;
-        if inputs.is_empty() || !(due || all) {
+        let Some(job) = self.pick(&view, all) else {
             return Ok(());
-        }
+        };
         let m = &view.manifest;
-        let horizon = self.live_snapshots(&view);
         let mut next = (**m).clone();
         next.generation = m.generation + 1;
-        next.history_floor = next.history_floor.max(horizon.newest());
-        let mut id = m.next_segment_id.max(1);
-        let outputs = merge_segments(&self.dir, &inputs, &horizon, &mut id)?;
-        next.next_segment_id = id;
-        next.segments = outputs;
+        let input_ids: std::collections::HashSet<u64> =
+            job.inputs.iter().map(|(r, _)| r.id).collect();
+        next.segments.retain(|s| !input_ids.contains(&s.id));
+        let mut firsts: std::collections::HashMap<u64, Vec<u8>> = view_files(&view)
+            .map(|(r, seg)| (r.id, seg.meta().first_key.clone()))
+            .collect();
+        let mut retired = vec![Retired::Manifest(m.generation)];
+        if job.trivial {
+            // Nothing below overlaps: the file moves down as it is.
+            for (r, _) in &job.inputs {
+                next.segments.push(SegmentRef {
+                    level: job.output_level as u8,
+                    ..r.clone()
+                });
+            }
+        } else {
+            let horizon = self.live_snapshots(&view);
+            next.history_floor = next.history_floor.max(horizon.newest());
+            let mut id = m.next_segment_id.max(1);
+            let inputs: Vec<Arc<Segment>> = job.inputs.iter().map(|(_, s)| s.clone()).collect();
+            let outputs = merge_segments(
+                &self.dir,
+                &inputs,
+                &horizon,
+                job.bottom,
+                job.output_level as u8,
+                self.target_file_size(),
+                &mut id,
+            )?;
+            next.next_segment_id = id;
+            let written: u64 = outputs.iter().map(|(r, _)| r.size).sum();
+            self.maint
+                .compacted_bytes
+                .fetch_add(written, Ordering::Relaxed);
+            for (r, first) in outputs {
+                firsts.insert(r.id, first);
+                next.segments.push(r);
+            }
+            retired.extend(job.inputs.iter().map(|(r, _)| Retired::Segment(r.id)));
+        }
+        // Level 0 stays newest first; deeper levels go in key order.
+        let l0: Vec<SegmentRef> = next
+            .segments
+            .iter()
+            .filter(|s| s.level == 0)
+            .cloned()
+            .collect();
+        let mut deeper: Vec<SegmentRef> = next
+            .segments
+            .iter()
+            .filter(|s| s.level > 0)
+            .cloned()
+            .collect();
+        deeper.sort_by(|a, b| {
+            a.level
+                .cmp(&b.level)
+                .then_with(|| firsts.get(&a.id).cmp(&firsts.get(&b.id)))
+        });
+        next.segments = l0.into_iter().chain(deeper).collect();
         next.write(&self.dir)?;
         let seq = self.publish_manifest(next.generation, false)?;
-        let mut retired: Vec<Retired> = m.segments.iter().map(|s| Retired::Segment(s.id)).collect();
-        retired.push(Retired::Manifest(m.generation));
         self.retire(seq, retired);
+        self.maint.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The compaction to run now, if any.
+    fn pick(&self, view: &View, all: bool) -> Option<Job> {
+        let files: Vec<(SegmentRef, Arc<Segment>)> = view_files(view)
+            .map(|(r, s)| (r.clone(), s.clone()))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let deepest = files
+            .iter()
+            .map(|(r, _)| r.level as usize)
+            .max()
+            .unwrap_or(0);
+        if all {
+            // One run at the deepest level (level 1 at least).
+            if files.len() == 1 && deepest > 0 && files[0].1.meta().tombstones == 0 {
+                return None;
+            }
+            return Some(Job {
+                inputs: files,
+                output_level: deepest.max(1),
+                bottom: true,
+                trivial: false,
+            });
+        }
+        let at = |level: usize| files.iter().filter(move |(r, _)| r.level as usize == level);
+        let bytes = |level: usize| at(level).map(|(r, _)| r.size).sum::<u64>();
+        let l0 = at(0).count();
+        let idle = self.maint.idle_for() >= IDLE_COMPACTION;
+        if l0 >= L0_COMPACTION_TRIGGER || (l0 > 0 && idle) {
+            let upper: Vec<_> = at(0).cloned().collect();
+            return Some(self.job_into(&files, upper, 1, deepest));
+        }
+        // The level furthest over its target.
+        let over = (1..MAX_LEVEL)
+            .map(|level| (level, bytes(level) as f64 / self.level_target(level) as f64))
+            .filter(|(_, score)| *score > 1.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((level, _)) = over {
+            let file = self.next_in_turn(level, at(level).cloned().collect());
+            return Some(self.job_into(&files, vec![file], level + 1, deepest));
+        }
+        // A file mostly made of tombstones.
+        let dense = files.iter().find(|(r, s)| {
+            let m = s.meta();
+            r.level > 0 && m.entries >= 64 && m.tombstones * 100 >= m.entries * TOMBSTONE_PERCENT
+        });
+        if let Some((r, _)) = dense {
+            let level = r.level as usize;
+            let file = dense.cloned().expect("found");
+            if level >= deepest {
+                // At the bottom: rewrite it alone, dropping its tombstones.
+                return Some(Job {
+                    inputs: vec![file],
+                    output_level: level,
+                    bottom: true,
+                    trivial: false,
+                });
+            }
+            return Some(self.job_into(&files, vec![file], level + 1, deepest));
+        }
+        None
+    }
+
+    /// A job merging `upper` with the files of `output_level` it overlaps.
+    fn job_into(
+        &self,
+        files: &[(SegmentRef, Arc<Segment>)],
+        upper: Vec<(SegmentRef, Arc<Segment>)>,
+        output_level: usize,
+        deepest: usize,
+    ) -> Job {
+        let lo = upper.iter().map(|(_, s)| s.meta().first_key.clone()).min();
+        let hi = upper.iter().map(|(_, s)| s.meta().last_key.clone()).max();
+        let lower: Vec<_> = files
+            .iter()
+            .filter(|(r, s)| {
+                r.level as usize == output_level
+                    && s.meta().last_key >= lo.clone().unwrap_or_default()
+                    && Some(&s.meta().first_key) <= hi.as_ref()
+            })
+            .cloned()
+            .collect();
+        let trivial = lower.is_empty() && upper.iter().all(|(r, _)| r.level > 0);
+        let bottom = output_level >= deepest;
+        let mut inputs = upper;
+        inputs.extend(lower);
+        Job {
+            inputs,
+            output_level,
+            bottom,
+            trivial,
+        }
+    }
+
+    /// The file of `level` after the one compacted last there, in key
+    /// order (round robin through the key space).
+    fn next_in_turn(
+        &self,
+        level: usize,
+        files: Vec<(SegmentRef, Arc<Segment>)>,
+    ) -> (SegmentRef, Arc<Segment>) {
+        let mut cursors = self.maint.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        if cursors.len() <= level {
+            cursors.resize(level + 1, Vec::new());
+        }
+        let after = &cursors[level];
+        let pick = files
+            .iter()
+            .find(|(_, s)| s.meta().first_key > *after)
+            .or(files.first())
+            .cloned()
+            .expect("the level is not empty");
+        cursors[level] = pick.1.meta().first_key.clone();
+        pick
     }
 
     /// Store a new retention window in the manifest (waits for a job
@@ -360,6 +578,25 @@ pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
     }
 }
 
+/// A compaction: merge `inputs` into a run at `output_level`.
+struct Job {
+    inputs: Vec<(SegmentRef, Arc<Segment>)>,
+    output_level: usize,
+    /// No level below the output holds data: tombstones may go.
+    bottom: bool,
+    /// The inputs overlap nothing at the output level: move them.
+    trivial: bool,
+}
+
+/// Every segment of `view` with its manifest entry (the view lists them
+/// in manifest order: level 0, then each deeper level).
+fn view_files(view: &View) -> impl Iterator<Item = (&SegmentRef, &Arc<Segment>)> {
+    view.manifest
+        .segments
+        .iter()
+        .zip(view.l0.iter().chain(view.runs.iter().flatten()))
+}
+
 fn segment_ref(id: u64, level: u8, meta: &SegmentMeta) -> SegmentRef {
     SegmentRef {
         id,
@@ -372,16 +609,77 @@ fn segment_ref(id: u64, level: u8, meta: &SegmentMeta) -> SegmentRef {
     }
 }
 
-/// Write every version of a sealed memtable that `horizon` keeps.
+/// Segment files written one after another, cut at a size at key
+/// boundaries: a sorted run.
+struct RunWriter<'d> {
+    dir: &'d Path,
+    level: u8,
+    target: u64,
+    next_id: &'d mut u64,
+    current: Option<(u64, SegmentWriter)>,
+    done: Vec<(SegmentRef, Vec<u8>)>,
+}
+
+impl<'d> RunWriter<'d> {
+    fn new(dir: &'d Path, level: u8, target: u64, next_id: &'d mut u64) -> Self {
+        RunWriter {
+            dir,
+            level,
+            target,
+            next_id,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// The writer for the next key's versions.
+    fn for_key(&mut self) -> Result<&mut SegmentWriter> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, w)| w.bytes() >= self.target)
+        {
+            self.finish_current()?;
+        }
+        if self.current.is_none() {
+            let id = *self.next_id;
+            *self.next_id += 1;
+            let path = segment_file(self.dir, id);
+            // A crashed job may have left this file; no view names it.
+            let _ = std::fs::remove_file(&path);
+            self.current = Some((id, SegmentWriter::create(&path)?));
+        }
+        Ok(&mut self.current.as_mut().expect("just made").1)
+    }
+
+    fn finish_current(&mut self) -> Result<()> {
+        if let Some((id, w)) = self.current.take() {
+            let meta = w.finish()?;
+            let first = meta.first_key.clone();
+            self.done.push((segment_ref(id, self.level, &meta), first));
+        }
+        Ok(())
+    }
+
+    /// Finish the run: its files, each with its first key.
+    fn finish(mut self) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
+        self.finish_current()?;
+        sync_dir(&segment_file(self.dir, 0))?;
+        Ok(self.done)
+    }
+}
+
+/// Write every version of a sealed memtable that `horizon` keeps, as a
+/// run of level 0 files.
 fn write_memtable(
-    path: &Path,
+    dir: &Path,
     arenas: &Arenas,
     horizon: &Horizon,
     bottom: bool,
-) -> Result<SegmentMeta> {
-    // A crashed flush may have left this file; no view names it.
-    let _ = std::fs::remove_file(path);
-    let mut w = SegmentWriter::create(path)?;
+    target: u64,
+    next_id: &mut u64,
+) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
+    let mut run = RunWriter::new(dir, 0, target, next_id);
     let list = SkipList::new(arenas);
     let mut filter = KeyFilter::new(horizon, bottom);
     let mut node = list.first()?;
@@ -394,84 +692,72 @@ fn write_memtable(
             versions.push((v.ts, v.kind, v));
             cur = list.next(&v)?;
         }
-        for (ts, kind, v) in filter.key_versions(std::mem::take(&mut versions)) {
-            let value = if kind == Kind::Put { v.value()? } else { &[] };
-            w.add(key, ts, kind, value)?;
+        let kept = filter.key_versions(std::mem::take(&mut versions));
+        if !kept.is_empty() {
+            let w = run.for_key()?;
+            for (ts, kind, v) in kept {
+                let value = if kind == Kind::Put { v.value()? } else { &[] };
+                w.add(key, ts, kind, value)?;
+            }
         }
         node = cur;
     }
-    let meta = w.finish()?;
-    sync_dir(path)?;
-    Ok(meta)
+    run.finish()
 }
 
-/// Merge `inputs` (newest first) into a run of level 1 segments of about
-/// `TARGET_SEGMENT_SIZE` each, numbered from `*next_id`.
+/// Merge `inputs` (newest first: level 0 files, then deeper ones) into a
+/// run of `level` files of about `target` bytes each, numbered from
+/// `*next_id`, keeping what `horizon` keeps.
 fn merge_segments(
     dir: &Path,
     inputs: &[Arc<Segment>],
     horizon: &Horizon,
+    bottom: bool,
+    level: u8,
+    target: u64,
     next_id: &mut u64,
-) -> Result<Vec<SegmentRef>> {
+) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
     let mut pos: Vec<usize> = vec![0; inputs.len()];
-    let mut filter = KeyFilter::new(horizon, true);
-    let mut outputs = Vec::new();
-    let mut writer: Option<(u64, SegmentWriter)> = None;
+    let mut heads = Vec::with_capacity(inputs.len());
+    for seg in inputs {
+        heads.push(if seg.len() == 0 {
+            None
+        } else {
+            Some(seg.entry(0)?)
+        });
+    }
+    let mut filter = KeyFilter::new(horizon, bottom);
+    let mut run = RunWriter::new(dir, level, target, next_id);
     let mut versions = Vec::new();
-    loop {
-        // The smallest key at the inputs' heads.
-        let mut key: Option<&[u8]> = None;
-        for (i, seg) in inputs.iter().enumerate() {
-            if pos[i] < seg.len() {
-                let k = seg.entry(pos[i])?.key;
-                if key.is_none_or(|best| k < best) {
-                    key = Some(k);
-                }
-            }
-        }
-        let Some(key) = key else { break };
-        // All of its versions; inputs are newest first, so their versions
-        // come out in descending timestamp order.
+    // The smallest key at the inputs' heads, one key at a time.
+    while let Some(key) = heads.iter().flatten().map(|h| h.key).min() {
+        // All of its versions. A key's versions in an earlier input are
+        // newer than in a later one, and each input holds them newest
+        // first, so they come out in descending timestamp order.
         versions.clear();
         for (i, seg) in inputs.iter().enumerate() {
-            while pos[i] < seg.len() {
-                let e = seg.entry(pos[i])?;
-                if e.key != key {
-                    break;
-                }
-                versions.push((e.ts, e.kind, e.value));
+            while let Some(h) = heads[i].filter(|h| h.key == key) {
+                versions.push((h.ts, h.kind, h.value));
                 pos[i] += 1;
+                heads[i] = if pos[i] < seg.len() {
+                    Some(seg.entry(pos[i])?)
+                } else {
+                    None
+                };
             }
         }
         versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+        versions.dedup_by_key(|v| v.0);
         let kept = filter.key_versions(std::mem::take(&mut versions));
         if kept.is_empty() {
             continue;
         }
-        if writer
-            .as_ref()
-            .is_some_and(|(_, w)| w.bytes() >= TARGET_SEGMENT_SIZE)
-        {
-            let (id, w) = writer.take().expect("checked");
-            outputs.push(segment_ref(id, 1, &w.finish()?));
-        }
-        if writer.is_none() {
-            let id = *next_id;
-            *next_id += 1;
-            let path = segment_file(dir, id);
-            let _ = std::fs::remove_file(&path);
-            writer = Some((id, SegmentWriter::create(&path)?));
-        }
-        let (_, w) = writer.as_mut().expect("just made");
+        let w = run.for_key()?;
         for (ts, kind, value) in kept {
             w.add(key, ts, kind, value)?;
         }
     }
-    if let Some((id, w)) = writer {
-        outputs.push(segment_ref(id, 1, &w.finish()?));
-    }
-    sync_dir(&segment_file(dir, 0))?;
-    Ok(outputs)
+    run.finish()
 }
 
 fn sync_dir(file_in_dir: &Path) -> Result<()> {

@@ -332,3 +332,63 @@ fn a_reader_in_another_handle_keeps_its_snapshot_through_compactions() {
     let s = writer.stats().unwrap();
     assert_eq!(s.segments, 1);
 }
+
+#[test]
+fn deeper_levels_keep_every_answer() {
+    let keys: u32 = std::env::var("SCRIBEDB_LEVEL_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path();
+    // Level 1 is 1 MiB here, level 2 10 MiB.
+    let db = Database::builder()
+        .durability(Durability::None)
+        .memtable_size(64 << 10)
+        .arena_size(1 << 20)
+        .open(path)
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed() + 1);
+    let mut model = Model::new();
+    let mut deepest = 0;
+    for round in 0..(keys / 400) {
+        let mut w = db.begin_write().unwrap();
+        for _ in 0..400 {
+            let i = rng.random_range(0..keys);
+            if rng.random_bool(0.1) {
+                w.delete(key(i)).unwrap();
+                model.remove(&key(i));
+            } else {
+                let v = value(&mut rng, i, round);
+                w.put(key(i), &v).unwrap();
+                model.insert(key(i), v);
+            }
+        }
+        w.commit().unwrap();
+        deepest = deepest.max(db.stats().unwrap().level_bytes.len());
+    }
+    settle(&db);
+    // Let background compactions finish what is due.
+    std::thread::sleep(Duration::from_millis(300));
+    let s = db.stats().unwrap();
+    eprintln!("levels {:?}, {} segments", s.level_bytes, s.segments);
+    assert!(deepest >= 3, "data reached level 2: {deepest} levels");
+    assert!(db_contents(&db) == model);
+    let r = db.begin_read().unwrap();
+    for _ in 0..2000 {
+        let i = rng.random_range(0..keys);
+        assert_eq!(
+            r.get(key(i)).unwrap(),
+            model.get(&key(i)).map(Vec::as_slice)
+        );
+    }
+    let rev: Vec<Vec<u8>> = r.iter().rev().map(|kv| kv.unwrap().0.to_vec()).collect();
+    assert!(rev.iter().rev().eq(model.keys()));
+    drop(r);
+    db.compact().unwrap();
+    assert!(db_contents(&db) == model);
+    drop(db);
+    simulate_reboot(path);
+    let db = open_small(path);
+    assert!(db_contents(&db) == model);
+}

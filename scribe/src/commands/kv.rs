@@ -5,6 +5,7 @@ use std::io::Write;
 use scribedb::Database;
 
 use super::{flush, stdout};
+use crate::as_of::{self, AsOf};
 use crate::error::{Error, Result};
 
 pub fn put(db: &Database, key: &[u8], value: &[u8]) -> Result<()> {
@@ -15,8 +16,8 @@ pub fn put(db: &Database, key: &[u8], value: &[u8]) -> Result<()> {
 }
 
 /// Write the value exactly as stored: no newline, no escaping.
-pub fn get(db: &Database, key: &[u8]) -> Result<()> {
-    let txn = db.begin_read()?;
+pub fn get(db: &Database, key: &[u8], as_of: Option<&AsOf>) -> Result<()> {
+    let txn = as_of::begin_read(db, as_of)?;
     let value = txn
         .get(key)?
         .ok_or_else(|| Error::KeyNotFound(key.to_vec()))?;

@@ -7,6 +7,7 @@ mod dump;
 mod kv;
 mod load;
 mod readers;
+mod retention;
 mod scan;
 mod stat;
 
@@ -15,8 +16,9 @@ use std::io::{self, BufWriter, StdoutLock, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use scribedb::{Database, Durability, Stats};
+use scribedb::{Builder, Database, Durability, Stats};
 
+use crate::as_of;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::escape;
@@ -35,7 +37,11 @@ pub fn run(cli: Cli) -> Result<()> {
             &args.decode("key", &key)?,
             &args.decode("value", &value)?,
         ),
-        Command::Get { db, key } => kv::get(&opener.existing(&db)?, &args.decode("key", &key)?),
+        Command::Get { db, key, as_of } => kv::get(
+            &opener.existing(&db)?,
+            &args.decode("key", &key)?,
+            as_of.as_ref(),
+        ),
         Command::Del { db, key } => kv::del(&opener.existing(&db)?, &args.decode("key", &key)?),
         Command::Scan(scan) => {
             let bounds = scan::Bounds::new(
@@ -46,15 +52,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 args.decode_optional("end", scan.end.as_deref())?.as_deref(),
             );
             let db = opener.existing(&scan.db)?;
-            scan::run(&db, &bounds, scan.reverse, scan.limit, scan.format)
+            let txn = as_of::begin_read(&db, scan.as_of.as_ref())?;
+            scan::run(&txn, &bounds, scan.reverse, scan.limit, scan.format)
         }
-        Command::Dump { db } => dump::run(&opener.existing(&db)?),
+        Command::Dump { db, as_of } => dump::run(&opener.existing(&db)?, as_of.as_ref()),
         Command::Load { db, input, batch } => load::run(&opener.create(&db)?, &input, batch),
         Command::Stat { db, json } => stat::run(&opener.existing(&db)?, json),
         Command::Compact { db } => compact::run(&opener.existing(&db)?),
         Command::Readers { db, json, reclaim } => {
             readers::run(&opener.existing(&db)?, json, reclaim)
         }
+        Command::Retention { db, window } => retention::run(&opener, &db, window),
     }
 }
 
@@ -72,10 +80,14 @@ impl Opener {
     /// Open a database that must already exist: reading a path with a typo,
     /// or some other directory, must not leave a new database behind.
     fn existing(&self, path: &Path) -> Result<Database> {
-        Ok(Database::builder()
+        Ok(self.existing_builder().open(path)?)
+    }
+
+    /// The options of `existing`, for a command to add its own.
+    fn existing_builder(&self) -> Builder {
+        Database::builder()
             .durability(self.durability)
             .create(false)
-            .open(path)?)
     }
 }
 

@@ -27,10 +27,20 @@ struct Reader {
     age_ms: u64,
     lag_ms: u64,
     live: bool,
+    /// The view sequence number it reads.
+    view: u64,
+    /// The manifest generation of that view.
+    manifest_generation: u64,
+    /// Bytes of segment files kept for it that the current view no longer
+    /// names.
+    pinned_bytes: u64,
+    /// Whether it is the live reader that keeps the most such bytes (at
+    /// most one is, and none when no reader keeps any).
+    most_pinning: bool,
 }
 
-impl From<ReaderInfo> for Reader {
-    fn from(r: ReaderInfo) -> Reader {
+impl Reader {
+    fn new(r: ReaderInfo, most_pinning: Option<usize>) -> Reader {
         Reader {
             slot: r.slot,
             pid: r.pid,
@@ -39,16 +49,32 @@ impl From<ReaderInfo> for Reader {
             age_ms: r.age_ms,
             lag_ms: r.lag_ms,
             live: r.live,
+            view: r.view,
+            manifest_generation: r.manifest_generation,
+            pinned_bytes: r.pinned_bytes,
+            most_pinning: most_pinning == Some(r.slot),
         }
     }
+}
+
+/// The slot of the live reader that pins the most bytes, if any pins some:
+/// the reader `stat` names.
+fn most_pinning(readers: &[ReaderInfo]) -> Option<usize> {
+    readers
+        .iter()
+        .filter(|r| r.live && r.pinned_bytes > 0)
+        .max_by_key(|r| r.pinned_bytes)
+        .map(|r| r.slot)
 }
 
 /// List the readers; with `reclaim`, free the dead ones first and say how
 /// many, so the list shows what remains.
 pub fn run(db: &Database, json: bool, reclaim: bool) -> Result<()> {
     let reclaimed = reclaim.then(|| db.reclaim_dead_readers());
+    let readers = db.readers();
+    let most = most_pinning(&readers);
     let report = Report {
-        readers: db.readers().into_iter().map(Reader::from).collect(),
+        readers: readers.into_iter().map(|r| Reader::new(r, most)).collect(),
         reclaimed,
     };
     let mut out = stdout();
@@ -70,19 +96,27 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{:>5}  {:>8}  {:<24}  {:>8}  {:>8}  STATE",
-        "SLOT", "PID", "SNAPSHOT", "AGE", "LAG"
+        "{:>5}  {:>8}  {:<24}  {:>8}  {:>8}  {:>6}  {:>8}  {:>10}  STATE",
+        "SLOT", "PID", "SNAPSHOT", "AGE", "LAG", "VIEW", "MANIFEST", "PINNED"
     )?;
     for r in &report.readers {
         writeln!(
             out,
-            "{:>5}  {:>8}  {:<24}  {:>8}  {:>8}  {}",
+            "{:>5}  {:>8}  {:<24}  {:>8}  {:>8}  {:>6}  {:>8}  {:>10}  {}{}",
             r.slot,
             r.pid,
             r.snapshot_at,
             human::duration(r.age_ms),
             human::duration(r.lag_ms),
-            if r.live { "live" } else { "dead" }
+            r.view,
+            r.manifest_generation,
+            human::bytes(r.pinned_bytes),
+            if r.live { "live" } else { "dead" },
+            if r.most_pinning {
+                ", pins the most"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())

@@ -1,10 +1,11 @@
-//! `scan`: the keys of one range of a snapshot, in either direction, as TSV
-//! or JSON lines. Also the entry writer that `dump` shares.
+//! `scan`: the keys of one range of a snapshot (the newest or one of the
+//! past), in either direction, as TSV or JSON lines. Also the entry writer
+//! that `dump` shares.
 
 use std::io::Write;
 use std::ops::Bound;
 
-use scribedb::Database;
+use scribedb::ReadTxn;
 
 use super::{flush, stdout};
 use crate::cli::Format;
@@ -55,7 +56,7 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub fn run(
-    db: &Database,
+    txn: &ReadTxn,
     bounds: &Bounds,
     reverse: bool,
     limit: Option<usize>,
@@ -63,7 +64,6 @@ pub fn run(
 ) -> Result<()> {
     let mut out = stdout();
     if !bounds.is_empty() {
-        let txn = db.begin_read()?;
         let range = txn.range::<&[u8], _>(bounds.to_range());
         let limit = limit.unwrap_or(usize::MAX);
         let mut writer = EntryWriter::new(format);

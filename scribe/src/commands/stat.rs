@@ -54,6 +54,35 @@ struct Report {
     space_amplification: Option<f64>,
     /// The last failure of a background flush or compaction, if any.
     maintenance_error: Option<String>,
+    /// Segments in level 0, and the count of them that starts a compaction.
+    level0_segments: usize,
+    compaction_trigger: usize,
+    /// Bytes of segment files a compaction would merge now (0 if none is
+    /// due).
+    pending_compaction_bytes: u64,
+    /// The retention window stored with the database, in milliseconds.
+    retention_ms: u64,
+    /// The oldest timestamp `--as-of` can read now, and its UTC time
+    /// (absent before the first commit).
+    oldest_readable_ts: u64,
+    oldest_readable_at: Option<String>,
+    /// The live reader that keeps the most retired segment bytes, if any.
+    most_pinning_reader: Option<PinningReader>,
+    /// Commits of this command's own handle that waited for a flush.
+    stalls: Stalls,
+}
+
+#[derive(Serialize)]
+struct PinningReader {
+    slot: usize,
+    pid: u64,
+    pinned_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Stalls {
+    count: u64,
+    micros: u64,
 }
 
 #[derive(Serialize)]
@@ -107,6 +136,23 @@ pub fn run(db: &Database, json: bool) -> Result<()> {
         space_amplification: (stats.data_bytes != 0)
             .then(|| disk_bytes as f64 / stats.data_bytes as f64),
         maintenance_error: stats.maintenance_error,
+        level0_segments: stats.level0_segments,
+        compaction_trigger: stats.compaction_trigger,
+        pending_compaction_bytes: stats.pending_compaction_bytes,
+        retention_ms: stats.retention_ms,
+        oldest_readable_ts: stats.oldest_readable_ts,
+        oldest_readable_at: ts_time(stats.oldest_readable_ts),
+        most_pinning_reader: stats.most_pinning_reader.map(|(slot, pid, pinned_bytes)| {
+            PinningReader {
+                slot,
+                pid,
+                pinned_bytes,
+            }
+        }),
+        stalls: Stalls {
+            count: stats.stalls.0,
+            micros: stats.stalls.1,
+        },
     };
     let mut out = stdout();
     if json {
@@ -185,6 +231,20 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         ),
         ("segments", segments(r.segments, &r.level_bytes)),
         (
+            "level 0",
+            format!(
+                "{} segment(s), compaction at {}",
+                r.level0_segments, r.compaction_trigger
+            ),
+        ),
+        (
+            "compaction due",
+            match r.pending_compaction_bytes {
+                0 => "none".to_string(),
+                n => format!("{} to merge", human::bytes(n)),
+            },
+        ),
+        (
             "live wal",
             format!(
                 "{} of records in a {} file, cut below offset {}",
@@ -194,6 +254,30 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             ),
         ),
         ("manifest", format!("generation {}", r.manifest_generation)),
+        (
+            "retention",
+            match r.retention_ms {
+                0 => "none".to_string(),
+                ms => human::exact_duration(ms),
+            },
+        ),
+        (
+            "oldest readable",
+            at(r.oldest_readable_ts, &r.oldest_readable_at),
+        ),
+        (
+            "most pinning",
+            match &r.most_pinning_reader {
+                Some(p) => format!(
+                    "slot {}, pid {}, {}",
+                    p.slot,
+                    p.pid,
+                    human::bytes(p.pinned_bytes)
+                ),
+                None => "none".to_string(),
+            },
+        ),
+        ("stalls", stalls(&r.stalls)),
         (
             "on disk",
             format!(
@@ -228,6 +312,19 @@ fn segments(count: usize, level_bytes: &[u64]) -> String {
         .map(|(level, &bytes)| format!("L{level} {}", human::bytes(bytes)))
         .collect();
     format!("{count}: {}", levels.join(", "))
+}
+
+/// `3, 12.5ms in all`, or `none`.
+fn stalls(s: &Stalls) -> String {
+    if s.count == 0 {
+        return "none".to_string();
+    }
+    let total = if s.micros < 1000 {
+        format!("{}us", s.micros)
+    } else {
+        human::duration(s.micros / 1000)
+    };
+    format!("{}, {total} in all", s.count)
 }
 
 /// `2.1x`, or `-` without live data to compare with.
@@ -280,6 +377,10 @@ mod tests {
         assert_eq!(segments(3, &[512, 0, 3 << 20]), "3: L0 512 B, L2 3.0 MiB");
         assert_eq!(amplification(None), "-");
         assert_eq!(amplification(Some(2.125)), "2.1x");
+        let s = |count, micros| stalls(&Stalls { count, micros });
+        assert_eq!(s(0, 0), "none");
+        assert_eq!(s(1, 250), "1, 250us in all");
+        assert_eq!(s(3, 12_345_000), "3, 12.3s in all");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 
 use memmap2::MmapMut;
 
+use super::fence::FenceCache;
 pub use crate::entry::Kind;
 use crate::error::{Error, IoContext, Result};
 use crate::wal::view::{LogView, LOG_VALUE_MIN};
@@ -410,6 +411,8 @@ pub struct Arenas {
     maps: Box<[OnceLock<Arena>]>,
     /// Where nodes whose values live in the log read them.
     log: std::sync::Arc<LogView>,
+    /// This process's sample of the skiplist, for searches.
+    fences: FenceCache,
 }
 
 impl Arenas {
@@ -425,6 +428,7 @@ impl Arenas {
             default_size,
             maps: (0..MAX_ARENAS).map(|_| OnceLock::new()).collect(),
             log,
+            fences: FenceCache::default(),
         }
     }
 
@@ -634,6 +638,11 @@ impl Arenas {
             size += a.len() as u64;
         }
         Ok((used, size))
+    }
+
+    /// This process's fences of the skiplist in these arenas.
+    pub fn fences(&self) -> &FenceCache {
+        &self.fences
     }
 
     /// The generation these arenas belong to.

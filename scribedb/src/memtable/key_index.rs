@@ -136,6 +136,11 @@ impl<'a> KeyIndex<'a> {
         self.arena.atomic(self.base + T_LEN)
     }
 
+    /// Keys in the table (a hint: see `T_LEN`).
+    pub fn keys(&self) -> u64 {
+        self.len().load(Ordering::Relaxed)
+    }
+
     fn capacity(&self) -> u64 {
         self.mask + 1
     }

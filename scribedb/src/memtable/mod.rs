@@ -7,6 +7,7 @@
 //! larger timestamps and are skipped.
 
 pub(crate) mod arena;
+pub(crate) mod fence;
 pub(crate) mod key_index;
 pub(crate) mod skiplist;
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{self, AtomicU64};
 use super::arena::{
     cmp_keys, key_prefix, make_ptr, Arenas, Kind, Node, StoredValue, ARENA_HEADER, MAX_HEIGHT,
 };
+use super::fence::{Fences, FENCE_LEVEL};
 use super::key_index::{KeyIndex, Probe, MAX_WALK};
 use crate::error::Result;
 
@@ -108,11 +109,30 @@ impl<'a> SkipList<'a> {
         limit: Option<u64>,
         before: impl Fn(&Node<'a>) -> bool,
     ) -> Result<Option<Node<'a>>> {
-        let mut x = self.node(HEAD)?;
-        let mut is_head = true;
+        self.descend(
+            self.node(HEAD)?,
+            true,
+            MAX_HEIGHT - 1,
+            min_level,
+            limit,
+            before,
+        )
+    }
+
+    /// [`last_where_at`](Self::last_where_at) from node `x` (the head if
+    /// `is_head`), which satisfies `before`, at levels `top` and below.
+    fn descend(
+        &self,
+        mut x: Node<'a>,
+        mut is_head: bool,
+        top: usize,
+        min_level: usize,
+        limit: Option<u64>,
+        before: impl Fn(&Node<'a>) -> bool,
+    ) -> Result<Option<Node<'a>>> {
         // The node that ended the level above; it often ends this one too.
         let mut rejected = 0;
-        for level in (min_level..MAX_HEIGHT).rev() {
+        for level in (min_level..=top).rev() {
             let mut moves = 0;
             loop {
                 let (next, prefix) = x.next_with_prefix(level);
@@ -138,7 +158,16 @@ impl<'a> SkipList<'a> {
     /// The first node at or after entry `(key, ts)`.
     pub fn seek_ge(&self, key: &[u8], ts: u64) -> Result<Option<Node<'a>>> {
         let limit = Some(key_prefix(key));
-        let mut cur = match self.last_where(limit, |n| cmp_entry(n, key, ts) == Ordering::Less)? {
+        let before = |n: &Node<'a>| cmp_entry(n, key, ts) == Ordering::Less;
+        let pred = match self.fence_before(key)? {
+            // A fence's key is below `key`: it precedes the entry.
+            Some(f) => {
+                let top = FENCE_LEVEL.min(f.height() - 1);
+                self.descend(f, false, top, 0, limit, before)?
+            }
+            None => self.last_where(limit, before)?,
+        };
+        let mut cur = match pred {
             Some(n) => self.next(&n)?,
             None => self.first()?,
         };
@@ -152,6 +181,52 @@ impl<'a> SkipList<'a> {
             }
         }
         Ok(cur)
+    }
+
+    /// The node of the last fence whose key is below `key` (see
+    /// [`fence`](super::fence)), taking a new sample first if the list has
+    /// grown enough since the last one.
+    fn fence_before(&self, key: &[u8]) -> Result<Option<Node<'a>>> {
+        let cache = self.arenas.fences();
+        // The key count is a hint; a damaged index only means no sample.
+        let keys = KeyIndex::open(self.arenas)
+            .ok()
+            .flatten()
+            .map_or(0, |index| index.keys());
+        if cache.stale(keys) {
+            cache.rebuild(keys, || self.sample(keys));
+        }
+        let Some(fences) = cache.get() else {
+            return Ok(None);
+        };
+        match fences.as_ref().and_then(|f| f.last_below(key)) {
+            Some(ptr) => self.node(ptr).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every node linked at [`FENCE_LEVEL`], in order; `None` if the walk
+    /// finds the list damaged.
+    fn sample(&self, keys: u64) -> Option<Fences> {
+        let mut fences = Fences::with_capacity((keys >> FENCE_LEVEL) as usize + 64);
+        let mut x = self.node(HEAD).ok()?;
+        let mut is_head = true;
+        loop {
+            let next = x.next(FENCE_LEVEL);
+            if next == 0 {
+                return Some(fences);
+            }
+            let n = self.node(next).ok()?;
+            // Every step is checked, so a cycle ends the walk.
+            if !is_head {
+                check_forward(&x, &n).ok()?;
+            }
+            if n.height() <= FENCE_LEVEL || !fences.push(&n) {
+                return (fences.len() > 0).then_some(fences);
+            }
+            x = n;
+            is_head = false;
+        }
     }
 
     /// The first node whose key is at or after `key`: the newest version of
