@@ -952,3 +952,258 @@ fn compact_of_a_missing_database_fails() {
     // Nor is a usage error a success.
     assert_eq!(run(["compact"]).status.code(), Some(2));
 }
+
+/// The `committed_ts` and `committed_at` that `stat --json` shows.
+fn committed(p: &str) -> (u64, String) {
+    let stat = json(ok(["stat", p, "--json"]));
+    (
+        stat["committed_ts"].as_u64().unwrap(),
+        stat["committed_at"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn as_of_reads_the_past_within_the_retention_window() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "gone", "soon"]);
+    ok(["retention", p, "1h"]);
+    ok(["put", p, "k", "old"]);
+    let (then, then_at) = committed(p);
+    ok(["put", p, "k", "new"]);
+    ok(["put", p, "added", "later"]);
+    ok(["del", p, "gone"]);
+    let then = then.to_string();
+
+    assert_eq!(ok(["get", p, "k"]), b"new");
+    assert_eq!(ok(["get", p, "k", "--as-of", &then]), b"old");
+    // The RFC 3339 time of that commit reads the same state.
+    assert_eq!(ok(["get", p, "k", "--as-of", &then_at]), b"old");
+    let out = run(["get", p, "added", "--as-of", &then]);
+    assert_eq!(out.status.code(), Some(1), "not there yet: {}", stderr(&out));
+    assert_eq!(ok(["get", p, "gone", "--as-of", &then]), b"soon");
+
+    assert_eq!(text(ok(["scan", p, "--as-of", &then])), "gone\tsoon\nk\told\n");
+    assert_eq!(
+        text(ok(["scan", p, "--as-of", &then, "--reverse", "--limit", "1"])),
+        "k\told\n"
+    );
+    assert_eq!(text(ok(["scan", p])), "added\tlater\nk\tnew\n");
+    assert_eq!(
+        text(ok(["dump", p, "--as-of", &then])),
+        jsonl(&[("gone", "soon"), ("k", "old")])
+    );
+
+    // A moment after the newest commit, or now, reads the newest state.
+    for future in ["2999-01-01T00:00:00Z", "2999-01-01T02:00:00.5+02:00", "0s"] {
+        assert_eq!(ok(["get", p, "k", "--as-of", future]), b"new", "{future}");
+        assert_eq!(
+            text(ok(["dump", p, "--as-of", future])),
+            jsonl(&[("added", "later"), ("k", "new")]),
+            "{future}"
+        );
+    }
+    let (newest, _) = committed(p);
+    assert_eq!(
+        ok(["get", p, "k", "--as-of", &(newest + 1).to_string()]),
+        b"new"
+    );
+
+    // Before the window was set there is no history, however long it is.
+    let out = run(["get", p, "k", "--as-of", "1h"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retention window 1h"), "{}", stderr(&out));
+}
+
+#[test]
+fn as_of_without_retention_fails_clearly() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "k", "v1"]);
+    let (first, _) = committed(p);
+    ok(["put", p, "k", "v2"]);
+    let (second, second_at) = committed(p);
+    let first = first.to_string();
+    for args in [
+        vec!["get", p, "k", "--as-of", "1h"],
+        vec!["get", p, "k", "--as-of", &first],
+        vec!["scan", p, "--as-of", "10m"],
+        vec!["dump", p, "--as-of", "1h30m"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with("scribe: cannot read as of timestamp "), "{err}");
+        assert!(
+            err.contains(&format!("history before timestamp {second} ({second_at})")),
+            "{err}"
+        );
+        // Both timestamps are also shown as times.
+        assert_eq!(err.matches("Z)").count(), 2, "{err}");
+        assert!(err.contains("no retention window"), "{err}");
+    }
+    // The newest commit itself is readable without a window.
+    assert_eq!(ok(["get", p, "k", "--as-of", &second.to_string()]), b"v2");
+
+    // A WHEN that is none of the three forms is a usage error.
+    for bad in ["soon", "2026-12-01", "2026-12-01T12:00:00", "-1", "99999999999999999999"] {
+        let out = run(["get", p, "k", "--as-of", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains("--as-of"), "{bad}: {}", stderr(&out));
+    }
+    let help = text(ok(["get", "--help"]));
+    assert!(
+        help.contains("only digits") && help.contains("RFC 3339") && help.contains("1h30m"),
+        "{help}"
+    );
+}
+
+#[test]
+fn retention_prints_and_sets_the_stored_window() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    let missing = db.sibling("missing");
+    let out = run(["retention", missing.to_str().unwrap(), "1h"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!missing.exists(), "retention must not create a database");
+
+    ok(["put", p, "k", "v"]);
+    assert_eq!(text(ok(["retention", p])), "0\n");
+    assert!(ok(["retention", p, "1h30m"]).is_empty());
+    assert_eq!(text(ok(["retention", p])), "1h30m\n");
+    // Stored with the database: other handles see it.
+    let lib = scribedb::Database::builder()
+        .create(false)
+        .open(&db.path)
+        .unwrap();
+    assert_eq!(lib.retention().unwrap(), Duration::from_secs(5400));
+    drop(lib);
+    let stat = json(ok(["stat", p, "--json"]));
+    assert_eq!(stat["retention_ms"], 5_400_000);
+    let table = text(ok(["stat", p]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().eq(["retention", "1h30m"])),
+        "{table}"
+    );
+
+    ok(["retention", p, "250ms"]);
+    assert_eq!(text(ok(["retention", p])), "250ms\n");
+    ok(["retention", p, "0"]);
+    assert_eq!(text(ok(["retention", p])), "0\n");
+    for bad in ["soon", "1500us", "-1h"] {
+        let out = run(["retention", p, bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+    let out = run(["retention", p, "200years"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retention"), "{}", stderr(&out));
+    assert_eq!(text(ok(["retention", p])), "0\n");
+}
+
+#[test]
+fn stat_shows_level0_compaction_history_and_stalls() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "k", "v"]);
+    let stat = json(ok(["stat", p, "--json"]));
+    for key in [
+        "level0_segments",
+        "compaction_trigger",
+        "pending_compaction_bytes",
+        "retention_ms",
+        "oldest_readable_ts",
+    ] {
+        assert!(stat[key].is_u64(), "{key}: {stat}");
+    }
+    assert_eq!(stat["level0_segments"], 0);
+    assert!(stat["compaction_trigger"].as_u64().unwrap() >= 1);
+    assert_eq!(stat["pending_compaction_bytes"], 0);
+    assert_eq!(stat["retention_ms"], 0);
+    // Without a window only the newest commit is readable.
+    assert_eq!(stat["oldest_readable_ts"], stat["committed_ts"]);
+    assert_eq!(stat["oldest_readable_at"], stat["committed_at"]);
+    assert_eq!(stat["most_pinning_reader"], Value::Null);
+    assert_eq!(stat["stalls"], serde_json::json!({"count": 0, "micros": 0}));
+
+    let table = text(ok(["stat", p]));
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+            .unwrap_or_else(|| panic!("no {name} row: {table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let trigger = stat["compaction_trigger"].as_u64().unwrap();
+    assert_eq!(
+        row("level 0"),
+        format!("level 0 0 segment(s), compaction at {trigger}")
+    );
+    assert_eq!(row("compaction due"), "compaction due none");
+    assert_eq!(row("retention"), "retention none");
+    assert_eq!(
+        row("oldest readable"),
+        format!(
+            "oldest readable {} ({})",
+            stat["oldest_readable_ts"],
+            stat["oldest_readable_at"].as_str().unwrap()
+        )
+    );
+    assert_eq!(row("most pinning"), "most pinning none");
+    assert_eq!(row("stalls"), "stalls none");
+    // The lines that were there before are still there.
+    for name in ["committed", "gc horizon", "segments", "manifest", "on disk"] {
+        row(name);
+    }
+}
+
+#[test]
+fn readers_and_stat_name_the_reader_pinning_retired_segments() {
+    let db = TestDb::new();
+    let p = db.path.to_str().unwrap();
+    ok(["put", p, "a", "1"]);
+    ok(["compact", p]);
+    let lib = scribedb::Database::open(&db.path).unwrap();
+    let txn = lib.begin_read().unwrap();
+    let listed = readers(&db.path, &[]);
+    let reader = &listed["readers"][0];
+    assert_eq!(reader["pid"], std::process::id(), "{listed}");
+    assert!(reader["view"].is_u64(), "{listed}");
+    let generation = reader["manifest_generation"].as_u64().unwrap();
+    assert_eq!(reader["pinned_bytes"], 0, "it reads the current manifest");
+    assert_eq!(reader["most_pinning"], false);
+
+    // A compaction replaces the segment the reader still reads.
+    ok(["put", p, "b", "2"]);
+    ok(["compact", p]);
+    let listed = readers(&db.path, &[]);
+    let reader = &listed["readers"][0];
+    assert_eq!(reader["manifest_generation"], generation, "{listed}");
+    let pinned = reader["pinned_bytes"].as_u64().unwrap();
+    assert!(pinned > 0, "{listed}");
+    assert_eq!(reader["most_pinning"], true, "{listed}");
+    let table = text(ok(["readers", p]));
+    assert!(table.contains("PINNED") && table.contains("pins the most"), "{table}");
+
+    let stat = json(ok(["stat", p, "--json"]));
+    assert_eq!(
+        stat["most_pinning_reader"],
+        serde_json::json!({"slot": reader["slot"], "pid": std::process::id(), "pinned_bytes": pinned}),
+        "{stat}"
+    );
+    let table = text(ok(["stat", p]));
+    assert!(
+        table.lines().any(|l| l.starts_with("most pinning")
+            && l.contains(&format!("pid {}", std::process::id()))),
+        "{table}"
+    );
+    // The reader still sees its snapshot.
+    assert_eq!(txn.get(b"b").unwrap(), None);
+    drop(txn);
+    let stat = json(ok(["stat", p, "--json"]));
+    assert_eq!(stat["most_pinning_reader"], Value::Null, "{stat}");
+}

@@ -267,6 +267,12 @@ pub struct Stats {
     /// Commits of this handle that waited for a flush, and how long in all
     /// (microseconds).
     pub stalls: (u64, u64),
+    /// Bytes of segment files this handle's flushes wrote.
+    pub bytes_flushed: u64,
+    /// Bytes of segment files this handle's compactions wrote.
+    pub bytes_compacted: u64,
+    /// Compactions this handle ran (moves without a rewrite included).
+    pub compactions: u64,
 }
 
 /// A handle on an open database. Cheap to share between threads
@@ -614,6 +620,9 @@ impl Database {
                 inner.maint.stalls.load(Ordering::Relaxed),
                 inner.maint.stall_micros.load(Ordering::Relaxed),
             ),
+            bytes_flushed: inner.maint.flushed_bytes.load(Ordering::Relaxed),
+            bytes_compacted: inner.maint.compacted_bytes.load(Ordering::Relaxed),
+            compactions: inner.maint.compactions.load(Ordering::Relaxed),
         })
     }
 

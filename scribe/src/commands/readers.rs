@@ -121,3 +121,58 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(slot: usize, live: bool, pinned_bytes: u64) -> ReaderInfo {
+        ReaderInfo {
+            slot,
+            pid: 100 + slot as u64,
+            snapshot: timestamp::from_millis(1_796_126_400_000),
+            age_ms: 5,
+            lag_ms: 0,
+            live,
+            view: 7,
+            manifest_generation: 3,
+            pinned_bytes,
+        }
+    }
+
+    #[test]
+    fn the_live_reader_pinning_the_most_is_marked() {
+        assert_eq!(most_pinning(&[]), None);
+        assert_eq!(most_pinning(&[info(0, true, 0), info(1, true, 0)]), None);
+        let readers = [info(0, true, 10), info(1, false, 99), info(2, true, 20)];
+        assert_eq!(most_pinning(&readers), Some(2));
+    }
+
+    #[test]
+    fn json_and_table_show_view_manifest_and_pinned_bytes() {
+        let readers = vec![info(0, true, 0), info(4, true, 3 << 20)];
+        let most = most_pinning(&readers);
+        let report = Report {
+            readers: readers.into_iter().map(|r| Reader::new(r, most)).collect(),
+            reclaimed: None,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        let pinning = &json["readers"][1];
+        assert_eq!(pinning["view"], 7);
+        assert_eq!(pinning["manifest_generation"], 3);
+        assert_eq!(pinning["pinned_bytes"], 3 << 20);
+        assert_eq!(pinning["most_pinning"], true);
+        assert_eq!(json["readers"][0]["most_pinning"], false);
+
+        let mut table = Vec::new();
+        write_table(&mut table, &report).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("VIEW") && lines[0].contains("PINNED"), "{table}");
+        assert!(lines[1].contains("0 B") && lines[1].ends_with("live"), "{table}");
+        assert!(
+            lines[2].contains("3.0 MiB") && lines[2].ends_with("live, pins the most"),
+            "{table}"
+        );
+    }
+}
