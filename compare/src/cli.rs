@@ -10,6 +10,13 @@ use crate::Result;
 const USAGE: &str = "\
 usage: scribedb-compare [--keys N] [--reads M] [--engines LIST] [--window-ms W]
                         [--no-multi-process] [--out FILE] [--dir DIR]
+       scribedb-compare --churn [--engines LIST] [--churn-keys N] [--churn-writes W]
+                        [--churn-batch B] [--churn-value V] [--churn-reader]
+                        [--out FILE] [--dir DIR]
+       scribedb-compare --recovery [--recovery-writes LIST] [--out FILE] [--dir DIR]
+
+With neither --churn nor --recovery: every workload, every engine, one table
+(results.md).
 
   --keys N            keys in the bulk load (default 1,000,000)
   --reads M           gets per random-read run (default 1,000,000); range reads
@@ -19,14 +26,59 @@ usage: scribedb-compare [--keys N] [--reads M] [--engines LIST] [--window-ms W]
                       (default: every engine this build has)
   --window-ms W       length of each multi-process window (default 3000)
   --no-multi-process  skip the multi-process workloads
-  --out FILE          where to write the results (default: results.md in the
-                      crate's directory)
+  --out FILE          where to write the results (default: results.md, or
+                      churn.md or recovery.md, in the crate's directory)
   --dir DIR           where to create the databases (default: the temporary
                       directory if it is on the working directory's file
-                      system, else the working directory)";
+                      system, else the working directory)
+
+--churn: space and write amplification under random overwrites (churn.md).
+  A fresh database per engine, committing durably: load N keys, then overwrite
+  random ones in commits of B until W writes are done; bytes on disk every 10%,
+  and at the end write amplification (/proc/self/io), commit latency and rate.
+  --engines LIST      as above (default: scribedb,fjall,lmdb)
+  --churn-keys N      live keys, 24 random bytes each (default 10,000)
+  --churn-writes W    overwrites after the load (default 2,000,000)
+  --churn-batch B     writes per commit (default 100)
+  --churn-value V     value bytes (default 150)
+  --churn-reader      also run ScribeDB with a read transaction held open from
+                      25% to 50% of the writes
+
+--recovery: ScribeDB's open time after a power cut, against history length
+(recovery.md). Per history length: a fresh database of 10,000 keys overwritten
+in commits of 1,000 (Durability::None) until that many writes are done, closed;
+its coordination file and memtable arenas deleted (as after a reboot); then
+Database::open, one read transaction and one get, timed.
+  --recovery-writes LIST  comma-separated history lengths
+                          (default 1000000,5000000,20000000)";
+
+/// What the program does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Every workload on every engine (the default).
+    Compare,
+    /// Random overwrites of a small key set.
+    Churn,
+    /// ScribeDB's open time after a simulated reboot.
+    Recovery,
+}
+
+/// The settings of `--churn`.
+#[derive(Clone, Debug)]
+pub struct ChurnPlan {
+    pub keys: usize,
+    pub writes: usize,
+    pub batch: usize,
+    pub value: usize,
+    pub reader: bool,
+}
 
 pub struct Args {
+    pub mode: Mode,
     pub plan: Plan,
+    pub churn: ChurnPlan,
+    /// History lengths of `--recovery`.
+    pub recovery_writes: Vec<usize>,
     pub engines: Vec<Kind>,
     pub out: PathBuf,
     pub dir: Option<PathBuf>,
@@ -42,6 +94,21 @@ fn number(flag: &str, s: Option<String>) -> Result<usize> {
         return Err(format!("{flag} must be at least 1").into());
     }
     Ok(n)
+}
+
+/// A comma-separated list of numbers (`_` may group digits).
+fn number_list(flag: &str, s: Option<String>) -> Result<Vec<usize>> {
+    let s = s.ok_or_else(|| format!("{flag} needs a list of numbers"))?;
+    let list = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| number(flag, Some(p.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    if list.is_empty() {
+        return Err(format!("{flag} names no number").into());
+    }
+    Ok(list)
 }
 
 fn parse_engines(list: &str) -> Result<Vec<Kind>> {
@@ -79,7 +146,16 @@ pub fn parse_args() -> Result<Option<Args>> {
     let mut window_ms = 3_000;
     let mut multi_process = true;
     let mut engines = None;
-    let mut out = Path::new(env!("CARGO_MANIFEST_DIR")).join("results.md");
+    let mut out = None;
+    let mut mode = Mode::Compare;
+    let mut churn = ChurnPlan {
+        keys: 10_000,
+        writes: 2_000_000,
+        batch: 100,
+        value: 150,
+        reader: false,
+    };
+    let mut recovery_writes = vec![1_000_000, 5_000_000, 20_000_000];
     let mut dir = None;
     let mut it = given.iter().cloned();
     while let Some(arg) = it.next() {
@@ -96,7 +172,17 @@ pub fn parse_args() -> Result<Option<Args>> {
             "--engines" => {
                 engines = Some(parse_engines(&value().ok_or("--engines needs a list")?)?)
             }
-            "--out" => out = PathBuf::from(value().ok_or("--out needs a file")?),
+            "--out" => out = Some(PathBuf::from(value().ok_or("--out needs a file")?)),
+            "--churn" => mode = Mode::Churn,
+            "--churn-keys" => churn.keys = number("--churn-keys", value())?,
+            "--churn-writes" => churn.writes = number("--churn-writes", value())?,
+            "--churn-batch" => churn.batch = number("--churn-batch", value())?,
+            "--churn-value" => churn.value = number("--churn-value", value())?,
+            "--churn-reader" => churn.reader = true,
+            "--recovery" => mode = Mode::Recovery,
+            "--recovery-writes" => {
+                recovery_writes = number_list("--recovery-writes", value())?
+            }
             "--dir" => dir = Some(PathBuf::from(value().ok_or("--dir needs a directory")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -108,8 +194,25 @@ pub fn parse_args() -> Result<Option<Args>> {
     if keys > u32::MAX as usize {
         return Err("--keys is limited to 2^32 - 1".into());
     }
+    if given.iter().any(|a| a == "--churn") && given.iter().any(|a| a == "--recovery") {
+        return Err("--churn and --recovery are separate runs: give one".into());
+    }
     let reads = reads.unwrap_or(1_000_000);
+    let (file, default_engines) = match mode {
+        Mode::Compare => (
+            "results.md",
+            Kind::ALL.into_iter().filter(|k| k.compiled()).collect(),
+        ),
+        Mode::Churn => ("churn.md", vec![Kind::ScribeDb, Kind::Fjall, Kind::Lmdb]),
+        Mode::Recovery => ("recovery.md", vec![Kind::ScribeDb]),
+    };
+    if mode == Mode::Recovery && engines.as_ref().is_some_and(|e| e != &[Kind::ScribeDb]) {
+        return Err("--recovery measures ScribeDB only".into());
+    }
     Ok(Some(Args {
+        mode,
+        churn,
+        recovery_writes,
         plan: Plan {
             keys,
             reads,
@@ -117,9 +220,8 @@ pub fn parse_args() -> Result<Option<Args>> {
             window: Duration::from_millis(window_ms as u64),
             multi_process,
         },
-        engines: engines
-            .unwrap_or_else(|| Kind::ALL.into_iter().filter(|k| k.compiled()).collect()),
-        out,
+        engines: engines.unwrap_or(default_engines),
+        out: out.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(file)),
         dir,
         given,
     }))

@@ -5,16 +5,28 @@
 //! cargo run --release --manifest-path compare/Cargo.toml -- [--keys N] [--reads M]
 //!     [--engines scribedb,lmdb,redb,fjall,sqlite,rocksdb] [--window-ms W]
 //!     [--no-multi-process] [--out FILE] [--dir DIR]
+//! cargo run --release --manifest-path compare/Cargo.toml -- --churn [--engines LIST]
+//!     [--churn-keys N] [--churn-writes W] [--churn-batch B] [--churn-value V]
+//!     [--churn-reader]
+//! cargo run --release --manifest-path compare/Cargo.toml -- --recovery
+//!     [--recovery-writes LIST]
 //! ```
+//!
+//! The first form runs every workload and prints one table; `--churn`
+//! overwrites a small key set durably for a long time and reports space and
+//! write amplification; `--recovery` times ScribeDB's open after a simulated
+//! power cut, against the length of the history before it.
 //!
 //! RocksDB is left out unless built with `--features rocksdb`, which
 //! compiles RocksDB's C++ sources (long) and needs libclang for its bindings.
 //! This crate is a workspace of its own, so the main workspace's builds and
 //! tests never compile the engines it compares with.
 
+mod churn;
 mod cli;
 mod engines;
 mod procs;
+mod recovery;
 mod report;
 mod workloads;
 
@@ -46,6 +58,16 @@ fn run() -> Result<()> {
     let started = Instant::now();
     let parent = cli::database_parent(args.dir.clone())?;
     let fs = cli::fs_type(&parent);
+    if args.mode != cli::Mode::Compare {
+        let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+        if fs == "tmpfs" {
+            eprintln!("warning: the databases are on tmpfs, where syncing costs nothing");
+        }
+        return match args.mode {
+            cli::Mode::Churn => churn::run(&args, &parent, &fs, cores),
+            _ => recovery::run(&args, &parent, &fs, cores),
+        };
+    }
     let tmp = tempfile::Builder::new()
         .prefix("scribedb-compare-")
         .tempdir_in(&parent)?;

@@ -19,6 +19,8 @@ pub enum Metric {
     Bytes,
     /// Operations per second; more is better.
     PerSec,
+    /// A multiple of something (amplification); less is better.
+    Factor,
 }
 
 impl Metric {
@@ -26,7 +28,7 @@ impl Metric {
         self == Metric::PerSec
     }
 
-    fn format(self, v: f64) -> String {
+    pub fn format(self, v: f64) -> String {
         match self {
             Metric::Millis => duration_ms(v),
             Metric::Micros => duration_ms(v / 1e3),
@@ -38,6 +40,7 @@ impl Metric {
                     format!("{mib:.1} MiB")
                 }
             }
+            Metric::Factor => factor(v),
             Metric::PerSec => {
                 if v >= 1e6 {
                     format!("{:.2}M/s", v / 1e6)
@@ -53,8 +56,19 @@ impl Metric {
     }
 }
 
+/// `123x`, `12.3x`, `1.23x`.
+pub fn factor(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}x")
+    } else if v >= 10.0 {
+        format!("{v:.1}x")
+    } else {
+        format!("{v:.2}x")
+    }
+}
+
 /// `1234ms`, `12.3ms`, `0.45ms`, `85µs`: about three significant digits.
-fn duration_ms(ms: f64) -> String {
+pub fn duration_ms(ms: f64) -> String {
     if ms >= 100.0 {
         format!("{ms:.0}ms")
     } else if ms >= 10.0 {
@@ -172,41 +186,47 @@ impl Table {
             }
             lines.push(line);
         }
-        let widths: Vec<usize> = (0..lines[0].len())
-            .map(|c| {
-                lines
-                    .iter()
-                    .map(|l| l[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for (i, line) in lines.iter().enumerate() {
+        markdown_table(&lines)
+    }
+}
+
+/// A markdown table of `lines`, the first one the header: the first column
+/// left-aligned, the others right-aligned, every column padded to its width.
+pub fn markdown_table(lines: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..lines[0].len())
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        out.push('|');
+        for (c, text) in line.iter().enumerate() {
+            let pad = widths[c] - text.chars().count();
+            if c == 0 {
+                let _ = write!(out, " {text}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(out, " {}{text} |", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+        if i == 0 {
             out.push('|');
-            for (c, text) in line.iter().enumerate() {
-                let pad = widths[c] - text.chars().count();
+            for (c, w) in widths.iter().enumerate() {
                 if c == 0 {
-                    let _ = write!(out, " {text}{} |", " ".repeat(pad));
+                    let _ = write!(out, "{}|", "-".repeat(w + 2));
                 } else {
-                    let _ = write!(out, " {}{text} |", " ".repeat(pad));
+                    let _ = write!(out, "{}:|", "-".repeat(w + 1));
                 }
             }
             out.push('\n');
-            if i == 0 {
-                out.push('|');
-                for (c, w) in widths.iter().enumerate() {
-                    if c == 0 {
-                        let _ = write!(out, "{}|", "-".repeat(w + 2));
-                    } else {
-                        let _ = write!(out, "{}:|", "-".repeat(w + 1));
-                    }
-                }
-                out.push('\n');
-            }
         }
-        out
     }
+    out
 }
 
 /// The best figure of a row among the columns `among` allows, and its
@@ -244,15 +264,8 @@ fn ratio(metric: Metric, v: f64, best: f64) -> f64 {
 
 // ---- the results file -------------------------------------------------------
 
-pub fn results_text(
-    args: &Args,
-    table: &Table,
-    notes: &[String],
-    fs: &str,
-    cores: usize,
-    elapsed: Duration,
-) -> String {
-    let plan = &args.plan;
+/// The command that produced these results, as it would be typed.
+pub fn command_line(args: &Args) -> String {
     let features = if cfg!(feature = "rocksdb") {
         " --features rocksdb"
     } else {
@@ -264,11 +277,23 @@ pub fn results_text(
         command.push(' ');
         command.push_str(arg);
     }
+    command.trim_end_matches(" --").to_string()
+}
+
+pub fn results_text(
+    args: &Args,
+    table: &Table,
+    notes: &[String],
+    fs: &str,
+    cores: usize,
+    elapsed: Duration,
+) -> String {
+    let plan = &args.plan;
+    let command = command_line(args);
     let mut s = String::new();
     s.push_str("# ScribeDB compared with other embedded key-value stores\n\n");
     s.push_str(&format!(
-        "```text\n{}\n```\n\n",
-        command.trim_end_matches(" --")
+        "```text\n{command}\n```\n\n"
     ));
     s.push_str(&format!(
         "{} keys of {} random bytes with values of {} random bytes (fixed seed); \

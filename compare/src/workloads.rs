@@ -198,7 +198,7 @@ fn random_value(rng: &mut StdRng) -> Value {
 
 /// The first `n` keys drawn from the seed: the loaded keys. Child processes
 /// draw them again rather than receive them.
-fn loaded_keys(n: usize) -> (Vec<Key>, StdRng) {
+pub fn loaded_keys(n: usize) -> (Vec<Key>, StdRng) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let keys = (0..n).map(|_| random_key(&mut rng)).collect();
     (keys, rng)
@@ -286,14 +286,24 @@ impl Column<'_> {
 
 /// Bytes the files under `dir` occupy on disk (allocated blocks, so sparse
 /// files count for what they hold).
+/// A file that a background thread deletes while this looks is skipped.
 pub fn disk_usage(dir: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
         if meta.is_dir() {
-            total += disk_usage(&entry.path())?;
+            match disk_usage(&entry.path()) {
+                Ok(bytes) => total += bytes,
+                Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(gone) => {}
+                Err(e) => return Err(e),
+            }
         } else {
             total += meta.blocks() * 512;
         }

@@ -980,12 +980,28 @@ fn as_of_reads_the_past_within_the_retention_window() {
     // The RFC 3339 time of that commit reads the same state.
     assert_eq!(ok(["get", p, "k", "--as-of", &then_at]), b"old");
     let out = run(["get", p, "added", "--as-of", &then]);
-    assert_eq!(out.status.code(), Some(1), "not there yet: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not there yet: {}",
+        stderr(&out)
+    );
     assert_eq!(ok(["get", p, "gone", "--as-of", &then]), b"soon");
 
-    assert_eq!(text(ok(["scan", p, "--as-of", &then])), "gone\tsoon\nk\told\n");
     assert_eq!(
-        text(ok(["scan", p, "--as-of", &then, "--reverse", "--limit", "1"])),
+        text(ok(["scan", p, "--as-of", &then])),
+        "gone\tsoon\nk\told\n"
+    );
+    assert_eq!(
+        text(ok([
+            "scan",
+            p,
+            "--as-of",
+            &then,
+            "--reverse",
+            "--limit",
+            "1"
+        ])),
         "k\told\n"
     );
     assert_eq!(text(ok(["scan", p])), "added\tlater\nk\tnew\n");
@@ -1012,7 +1028,11 @@ fn as_of_reads_the_past_within_the_retention_window() {
     // Before the window was set there is no history, however long it is.
     let out = run(["get", p, "k", "--as-of", "1h"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("retention window 1h"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retention window 1h"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -1034,7 +1054,10 @@ fn as_of_without_retention_fails_clearly() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(out.stdout.is_empty(), "{args:?}");
         let err = stderr(&out);
-        assert!(err.starts_with("scribe: cannot read as of timestamp "), "{err}");
+        assert!(
+            err.starts_with("scribe: cannot read as of timestamp "),
+            "{err}"
+        );
         assert!(
             err.contains(&format!("history before timestamp {second} ({second_at})")),
             "{err}"
@@ -1047,8 +1070,14 @@ fn as_of_without_retention_fails_clearly() {
     assert_eq!(ok(["get", p, "k", "--as-of", &second.to_string()]), b"v2");
 
     // A WHEN that is none of the three forms is a usage error.
-    for bad in ["soon", "2026-12-01", "2026-12-01T12:00:00", "-1", "99999999999999999999"] {
-        let out = run(["get", p, "k", "--as-of", bad]);
+    for bad in [
+        "soon",
+        "2026-12-01",
+        "2026-12-01T12:00:00",
+        "-1",
+        "99999999999999999999",
+    ] {
+        let out = run(["get", p, "k", &format!("--as-of={bad}")]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
         assert!(stderr(&out).contains("--as-of"), "{bad}: {}", stderr(&out));
     }
@@ -1094,7 +1123,7 @@ fn retention_prints_and_sets_the_stored_window() {
     ok(["retention", p, "0"]);
     assert_eq!(text(ok(["retention", p])), "0\n");
     for bad in ["soon", "1500us", "-1h"] {
-        let out = run(["retention", p, bad]);
+        let out = run(["retention", p, "--", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
     }
     let out = run(["retention", p, "200years"]);
@@ -1187,7 +1216,10 @@ fn readers_and_stat_name_the_reader_pinning_retired_segments() {
     assert!(pinned > 0, "{listed}");
     assert_eq!(reader["most_pinning"], true, "{listed}");
     let table = text(ok(["readers", p]));
-    assert!(table.contains("PINNED") && table.contains("pins the most"), "{table}");
+    assert!(
+        table.contains("PINNED") && table.contains("pins the most"),
+        "{table}"
+    );
 
     let stat = json(ok(["stat", p, "--json"]));
     assert_eq!(
@@ -1197,8 +1229,10 @@ fn readers_and_stat_name_the_reader_pinning_retired_segments() {
     );
     let table = text(ok(["stat", p]));
     assert!(
-        table.lines().any(|l| l.starts_with("most pinning")
-            && l.contains(&format!("pid {}", std::process::id()))),
+        table
+            .lines()
+            .any(|l| l.starts_with("most pinning")
+                && l.contains(&format!("pid {}", std::process::id()))),
         "{table}"
     );
     // The reader still sees its snapshot.

@@ -14,7 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::gc::Horizon;
 use crate::hlc;
 use crate::maint::{self, Maintenance};
-use crate::manifest::{parse_segment_file, Manifest};
+use crate::manifest::Manifest;
 use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::view::View;
@@ -347,7 +347,7 @@ impl Database {
                 });
             }
         }
-        std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        crate::io::create_dir(dir)?;
         let (coord, attach) =
             Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
         let wal = Wal::open(&dir.join(WAL_FILE))?;
@@ -722,7 +722,8 @@ fn recover_alone(
     // flush that died before publishing it is whole (it is renamed into
     // place only once synced), and its segment is durable: it is used.
     let manifest = Manifest::latest(dir)?.unwrap_or_default();
-    remove_unlisted_segments(dir, &manifest);
+    // Before anything could map them.
+    maint::remove_unlisted_segments(dir, &manifest);
     let log_start = manifest.log_start.max(FILE_HEADER as u64);
     let next_gen = fields.mem_generation.max(fields.sealed_generation) + 1;
     let arenas = Arc::new(Arenas::new(dir, next_gen, opts.arena_size, log.clone()));
@@ -780,25 +781,6 @@ fn recover_alone(
     maint::remove_unnamed(dir, &view);
     wal.cut_below(log_start)?;
     Ok((view, report))
-}
-
-/// Remove segment files a manifest does not list (left by a flush or a
-/// compaction that died), before anything could map them.
-fn remove_unlisted_segments(dir: &Path, manifest: &Manifest) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let listed = |id| manifest.segments.iter().any(|s| s.id == id);
-        if name
-            .to_str()
-            .and_then(parse_segment_file)
-            .is_some_and(|id| !listed(id))
-        {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 /// Gives up the writer role when dropped.

@@ -31,6 +31,7 @@ mod error;
 mod gc;
 mod history;
 mod hlc;
+mod io;
 mod maint;
 mod manifest;
 mod memtable;

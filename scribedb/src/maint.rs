@@ -21,8 +21,9 @@ use std::time::Duration;
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_VIEW_SEQ};
 use crate::db::Inner;
 use crate::entry::Kind;
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::gc::{Horizon, KeyFilter};
+use crate::io;
 use crate::manifest::{parse_segment_file, segment_file, Manifest, SegmentRef};
 use crate::memtable::{Arenas, SkipList};
 use crate::segment::{Segment, SegmentMeta, SegmentWriter};
@@ -506,10 +507,10 @@ impl Inner {
                     Arenas::remove_generations(&self.dir, |x| x != g);
                 }
                 Retired::Segment(id) => {
-                    let _ = std::fs::remove_file(segment_file(&self.dir, id));
+                    io::remove_quietly(&segment_file(&self.dir, id));
                 }
                 Retired::Manifest(g) => {
-                    let _ = std::fs::remove_file(Manifest::file(&self.dir, g));
+                    io::remove_quietly(&Manifest::file(&self.dir, g));
                 }
                 Retired::LogBelow(offset) => {
                     if let Err(e) = self.wal.cut_below(offset) {
@@ -550,30 +551,27 @@ impl Inner {
 pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
     let (active, sealed) = (view.fields.mem_generation, view.fields.sealed_generation);
     Arenas::remove_generations(dir, |g| g == active || (sealed != 0 && g == sealed));
-    let named: std::collections::HashSet<u64> =
-        view.manifest.segments.iter().map(|s| s.id).collect();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if parse_segment_file(name).is_some_and(|id| !named.contains(&id)) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    remove_unlisted_segments(dir, &view.manifest);
     let keep = view.manifest.generation;
     Manifest::remove_older(dir, keep);
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let newer = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("manifest-"))
-                .and_then(|g| u64::from_str_radix(g, 16).ok())
-                .is_some_and(|g| g > keep);
-            if newer {
-                let _ = std::fs::remove_file(e.path());
-            }
+    for (name, path) in io::list(dir).unwrap_or_default() {
+        let newer = name
+            .strip_prefix("manifest-")
+            .and_then(|g| u64::from_str_radix(g, 16).ok())
+            .is_some_and(|g| g > keep);
+        if newer {
+            io::remove_quietly(&path);
+        }
+    }
+}
+
+/// Remove segment files a manifest does not list (left by a flush or a
+/// compaction that died).
+pub(crate) fn remove_unlisted_segments(dir: &Path, manifest: &Manifest) {
+    let listed: std::collections::HashSet<u64> = manifest.segments.iter().map(|s| s.id).collect();
+    for (name, path) in io::list(dir).unwrap_or_default() {
+        if parse_segment_file(&name).is_some_and(|id| !listed.contains(&id)) {
+            io::remove_quietly(&path);
         }
     }
 }
@@ -646,7 +644,7 @@ impl<'d> RunWriter<'d> {
             *self.next_id += 1;
             let path = segment_file(self.dir, id);
             // A crashed job may have left this file; no view names it.
-            let _ = std::fs::remove_file(&path);
+            io::remove(&path)?;
             self.current = Some((id, SegmentWriter::create(&path)?));
         }
         Ok(&mut self.current.as_mut().expect("just made").1)
@@ -761,10 +759,8 @@ fn merge_segments(
 }
 
 fn sync_dir(file_in_dir: &Path) -> Result<()> {
-    if let Some(dir) = file_in_dir.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("syncing {}", dir.display()))?;
+    match file_in_dir.parent() {
+        Some(dir) => io::sync_dir(dir),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -47,11 +47,10 @@
 //! order, ids unique and below `next_segment_id`, `min_ts <= max_ts`).
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::io::{self, Open};
 
 pub const MAGIC: [u8; 8] = *b"SCRBMANF";
 /// Version of this format. Bump on any incompatible change.
@@ -386,49 +385,31 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let tmp = Self::tmp_file(dir, self.generation);
         let path = Self::file(dir, self.generation);
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing {}", tmp.display()), e)),
-        }
+        io::remove(&tmp)?;
         let bytes = self.encode();
-        let written = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx(|| format!("creating {}", tmp.display()))
-            .and_then(|mut f| {
-                f.write_all(&bytes)
-                    .ctx(|| format!("writing {}", tmp.display()))?;
-                f.sync_data().ctx(|| format!("syncing {}", tmp.display()))
+        let written = io::open(&tmp, Open::CreateNew)
+            .and_then(|f| {
+                io::write_at(&f, &tmp, &bytes, 0)?;
+                io::sync_data(&f, &tmp)
             })
-            .and_then(|()| {
-                fs::rename(&tmp, &path)
-                    .ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))
-            });
+            .and_then(|()| io::rename(&tmp, &path));
         if let Err(e) = written {
             // Best effort: the leftover is also removed by `remove_older`.
-            let _ = fs::remove_file(&tmp);
+            io::remove_quietly(&tmp);
             return Err(e);
         }
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .ctx(|| format!("syncing {}", dir.display()))
+        io::sync_dir(dir)
     }
 
     /// Read and validate generation `generation`.
     pub fn read(dir: &Path, generation: u64) -> Result<Manifest> {
         let path = Self::file(dir, generation);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::corrupted(
-                    &path,
-                    0,
-                    format!("manifest generation {generation} is missing"),
-                ));
-            }
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        let Some(bytes) = io::read_file(&path)? else {
+            return Err(Error::corrupted(
+                &path,
+                0,
+                format!("manifest generation {generation} is missing"),
+            ));
         };
         let manifest = Self::decode(&path, &bytes)?;
         if manifest.generation != generation {
@@ -450,12 +431,10 @@ impl Manifest {
     /// to an older generation.
     pub fn latest(dir: &Path) -> Result<Option<Manifest>> {
         let mut newest: Option<u64> = None;
-        for entry in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
-            let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
-            let Some(generation) = entry.file_name().to_str().and_then(parse_manifest_file) else {
-                continue;
-            };
-            newest = newest.max(Some(generation));
+        for (name, _) in io::list(dir)? {
+            if let Some(generation) = parse_manifest_file(&name) {
+                newest = newest.max(Some(generation));
+            }
         }
         newest.map(|g| Self::read(dir, g)).transpose()
     }
@@ -464,20 +443,16 @@ impl Manifest {
     /// leftover temporary manifest file. Best effort: errors are ignored.
     /// Returns how many files were removed.
     pub fn remove_older(dir: &Path, keep: u64) -> usize {
-        let Ok(entries) = fs::read_dir(dir) else {
+        let Ok(entries) = io::list(dir) else {
             return 0;
         };
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                continue;
-            };
-            let doomed = match parse_manifest_file(name) {
+        for (name, path) in entries {
+            let doomed = match parse_manifest_file(&name) {
                 Some(generation) => generation < keep,
-                None => parse_manifest_tmp(name).is_some(),
+                None => parse_manifest_tmp(&name).is_some(),
             };
-            if doomed && fs::remove_file(dir.join(name)).is_ok() {
+            if doomed && io::remove_quietly(&path) {
                 removed += 1;
             }
         }

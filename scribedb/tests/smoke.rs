@@ -219,3 +219,21 @@ fn large_immediate_commits_beside_small_ones() {
     assert_eq!(r.prefix(b"big").count(), 15 * 300);
     assert_eq!(r.prefix(b"small").count(), 40);
 }
+
+#[test]
+fn out_of_range_slot_counts_are_invalid_options() {
+    let dir = tempfile::tempdir().unwrap();
+    for (readers, procs, option) in [(0, 256, "max_readers"), (1024, 0, "max_processes")] {
+        match scribedb::Database::builder()
+            .max_readers(readers)
+            .max_processes(procs)
+            .open(dir.path().join(format!("{readers}-{procs}")))
+        {
+            Err(scribedb::Error::InvalidOption { option: got, why }) => {
+                assert_eq!(got, option);
+                assert!(why.contains("between"), "{why}");
+            }
+            other => panic!("expected InvalidOption, got {other:?}"),
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! fjall, an LSM tree.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use fjall::{
     KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
@@ -37,12 +38,17 @@ impl Fjall {
 
 impl Engine for Fjall {
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        self.write_timed(pairs).map(drop)
+    }
+
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
         let mut w = self.db.write_tx().durability(Some(PersistMode::SyncData));
         for (k, v) in pairs {
             w.insert(&self.keyspace, *k, *v);
         }
+        let t = Instant::now();
         w.commit()?;
-        Ok(())
+        Ok(t.elapsed())
     }
 
     fn remove(&self, keys: &[&[u8]]) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, RoTxn, WithTls};
@@ -60,12 +61,17 @@ impl Lmdb {
 
 impl Engine for Lmdb {
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        self.write_timed(pairs).map(drop)
+    }
+
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
         let mut w = self.env.write_txn()?;
         for (k, v) in pairs {
             self.db.put(&mut w, k, v)?;
         }
+        let t = Instant::now();
         w.commit()?;
-        Ok(())
+        Ok(t.elapsed())
     }
 
     fn remove(&self, keys: &[&[u8]]) -> Result<()> {

@@ -5,6 +5,7 @@
 //! say otherwise), and reads from a consistent snapshot.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::Result;
 
@@ -31,6 +32,14 @@ pub enum Access {
 pub trait Engine: Sync {
     /// Put every pair in one transaction and commit it.
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()>;
+
+    /// As `write`; how long the commit call itself took (the puts before
+    /// it not counted, where the engine has a separate commit call).
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
+        let t = Instant::now();
+        self.write(pairs)?;
+        Ok(t.elapsed())
+    }
 
     /// Delete every key in one transaction and commit it.
     fn remove(&self, keys: &[&[u8]]) -> Result<()>;

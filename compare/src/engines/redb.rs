@@ -1,6 +1,7 @@
 //! redb.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadOnlyTable, ReadableDatabase, TableDefinition,
@@ -59,6 +60,10 @@ impl Redb {
 
 impl Engine for Redb {
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        self.write_timed(pairs).map(drop)
+    }
+
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
         let w = self.db()?.begin_write()?;
         {
             let mut table = w.open_table(TABLE)?;
@@ -66,8 +71,9 @@ impl Engine for Redb {
                 table.insert(*k, *v)?;
             }
         }
+        let t = Instant::now();
         w.commit()?;
-        Ok(())
+        Ok(t.elapsed())
     }
 
     fn remove(&self, keys: &[&[u8]]) -> Result<()> {

@@ -1,6 +1,7 @@
 //! ScribeDB, the database under test.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use scribedb::{Database, Durability, ReadTxn};
 
@@ -32,12 +33,17 @@ impl ScribeDb {
 
 impl Engine for ScribeDb {
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        self.write_timed(pairs).map(drop)
+    }
+
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
         let mut w = self.db.begin_write()?;
         for (k, v) in pairs {
             w.put(k, v)?;
         }
+        let t = Instant::now();
         w.commit()?;
-        Ok(())
+        Ok(t.elapsed())
     }
 
     fn remove(&self, keys: &[&[u8]]) -> Result<()> {

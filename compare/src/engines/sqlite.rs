@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -80,6 +80,10 @@ impl Sqlite {
 
 impl Engine for Sqlite {
     fn write(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        self.write_timed(pairs).map(drop)
+    }
+
+    fn write_timed(&self, pairs: &[(&[u8], &[u8])]) -> Result<Duration> {
         self.writing(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
@@ -88,8 +92,9 @@ impl Engine for Sqlite {
                     put.execute(params![k, v])?;
                 }
             }
+            let t = Instant::now();
             tx.commit()?;
-            Ok(())
+            Ok(t.elapsed())
         })
     }
 

@@ -168,8 +168,14 @@ mod tests {
         write_table(&mut table, &report).unwrap();
         let table = String::from_utf8(table).unwrap();
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].contains("VIEW") && lines[0].contains("PINNED"), "{table}");
-        assert!(lines[1].contains("0 B") && lines[1].ends_with("live"), "{table}");
+        assert!(
+            lines[0].contains("VIEW") && lines[0].contains("PINNED"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("0 B") && lines[1].ends_with("live"),
+            "{table}"
+        );
         assert!(
             lines[2].contains("3.0 MiB") && lines[2].ends_with("live, pins the most"),
             "{table}"

@@ -22,13 +22,13 @@ pub(crate) mod layout;
 pub(crate) mod lock;
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapMut;
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::{self, Open};
 use layout::*;
 use lock::Kind;
 
@@ -95,13 +95,7 @@ pub(crate) struct ViewFields {
 impl Coord {
     /// Open (creating if needed) the coordination file at `path`.
     pub fn open(path: &Path, max_readers: u32, max_procs: u32) -> Result<(Coord, Attach)> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .ctx(|| format!("opening {}", path.display()))?;
+        let file = io::open(path, Open::Create)?;
         let lock_err = |e| Error::io(format!("locking {}", path.display()), e);
         loop {
             let attach = if lock::try_lock(&file, LOCK_OPEN, Kind::Exclusive).map_err(lock_err)? {
@@ -112,12 +106,9 @@ impl Coord {
                 lock::lock_wait(&file, LOCK_OPEN, Kind::Shared).map_err(lock_err)?;
                 Attach::Shared
             };
-            let len = file
-                .metadata()
-                .ctx(|| format!("stat {}", path.display()))?
-                .len();
-            let ready =
-                len >= HEADER_SIZE as u64 && read_u64_at(&file, OFF_INIT_STATE)? == INIT_READY;
+            let len = io::len(&file, path)?;
+            let ready = len >= HEADER_SIZE as u64
+                && read_u64_at(&file, path, OFF_INIT_STATE)? == INIT_READY;
             if !ready {
                 if attach == Attach::Shared {
                     // The creator died before finishing; retry, possibly as creator.
@@ -149,8 +140,7 @@ impl Coord {
         // access to the mapping goes through atomics at validated offsets,
         // and the file is only resized by an opener that holds the open lock
         // exclusively, which excludes every other mapping.
-        let map =
-            unsafe { MmapMut::map_mut(&file) }.ctx(|| format!("mapping {}", path.display()))?;
+        let map = unsafe { io::map_shared(&file, path) }?;
         if map.len() < file_size(procs as usize, readers as usize) {
             return Err(Error::corrupted(
                 path,
@@ -455,11 +445,9 @@ impl Coord {
     }
 }
 
-fn read_u64_at(file: &File, offset: usize) -> Result<u64> {
-    use std::os::unix::fs::FileExt;
+fn read_u64_at(file: &File, path: &Path, offset: usize) -> Result<u64> {
     let mut buf = [0u8; 8];
-    file.read_exact_at(&mut buf, offset as u64)
-        .map_err(|e| Error::io("reading coordination header", e))?;
+    io::read_at(file, path, &mut buf, offset as u64)?;
     Ok(u64::from_le_bytes(buf))
 }
 
@@ -469,7 +457,7 @@ fn check_foreign(file: &File, path: &Path, len: u64) -> Result<()> {
     if len < 8 {
         return Ok(());
     }
-    let magic = read_u64_at(file, OFF_MAGIC)?.to_le_bytes();
+    let magic = read_u64_at(file, path, OFF_MAGIC)?.to_le_bytes();
     if magic == MAGIC && len < HEADER_SIZE as u64 {
         // Creation sizes the file before writing the magic, so a short file
         // that carries it was cut short after the fact.
@@ -494,22 +482,23 @@ fn check_foreign(file: &File, path: &Path, len: u64) -> Result<()> {
 /// Write a fresh header and empty slot tables. Caller holds the open lock
 /// exclusively. `INIT_STATE` is written last.
 fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let ctx = || format!("initialising {}", path.display());
-    if readers == 0 || readers > LIMIT_READERS || procs == 0 || procs > LIMIT_PROCS {
-        return Err(Error::io(
-            ctx(),
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "reader or process count out of range",
-            ),
-        ));
+    if readers == 0 || readers > LIMIT_READERS {
+        return Err(Error::InvalidOption {
+            option: "max_readers",
+            why: format!("{readers} is not between 1 and {LIMIT_READERS}"),
+        });
+    }
+    if procs == 0 || procs > LIMIT_PROCS {
+        return Err(Error::InvalidOption {
+            option: "max_processes",
+            why: format!("{procs} is not between 1 and {LIMIT_PROCS}"),
+        });
     }
     // Keep clock and commit state if the header already holds it (a resize).
     let mut header = vec![0u8; HEADER_SIZE];
-    let len = file.metadata().ctx(ctx)?.len();
-    if len >= HEADER_SIZE as u64 && read_u64_at(file, OFF_INIT_STATE)? == INIT_READY {
-        file.read_exact_at(&mut header, 0).ctx(ctx)?;
+    let len = io::len(file, path)?;
+    if len >= HEADER_SIZE as u64 && read_u64_at(file, path, OFF_INIT_STATE)? == INIT_READY {
+        io::read_at(file, path, &mut header, 0)?;
     }
     let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
     header[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
@@ -517,32 +506,27 @@ fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> 
     put(&mut header, OFF_MAX_READERS, readers);
     put(&mut header, OFF_MAX_PROCS, procs);
     put(&mut header, OFF_INIT_STATE, 0);
-    file.set_len(0).ctx(ctx)?;
+    io::set_len(file, path, 0)?;
     let size = file_size(procs as usize, readers as usize);
-    file.set_len(size as u64).ctx(ctx)?;
+    io::set_len(file, path, size as u64)?;
     // Back the whole mapping with blocks now: a write through the mapping
     // to a hole on a full disk would be a SIGBUS, not an error.
-    // SAFETY: plain system call on a descriptor we own.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
-    if rc != 0 {
-        return Err(Error::io(ctx(), std::io::Error::from_raw_os_error(rc)));
-    }
-    file.write_all_at(&header, 0).ctx(ctx)?;
-    file.write_all_at(&INIT_READY.to_le_bytes(), OFF_INIT_STATE as u64)
-        .ctx(ctx)?;
+    io::allocate(file, path, 0, size as u64)?;
+    io::write_at(file, path, &header, 0)?;
+    io::write_at(file, path, &INIT_READY.to_le_bytes(), OFF_INIT_STATE as u64)?;
     Ok(())
 }
 
 /// Check magic, version and sizes; return `(max_procs, max_readers)`.
 fn validate(file: &File, path: &Path) -> Result<(u64, u64)> {
-    let magic = read_u64_at(file, OFF_MAGIC)?.to_le_bytes();
+    let magic = read_u64_at(file, path, OFF_MAGIC)?.to_le_bytes();
     if magic != MAGIC {
         return Err(Error::BadMagic {
             file: path.to_path_buf(),
             kind: "coordination",
         });
     }
-    let version = read_u64_at(file, OFF_VERSION)?;
+    let version = read_u64_at(file, path, OFF_VERSION)?;
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             file: path.to_path_buf(),
@@ -550,8 +534,8 @@ fn validate(file: &File, path: &Path) -> Result<(u64, u64)> {
             supported: FORMAT_VERSION as u32,
         });
     }
-    let readers = read_u64_at(file, OFF_MAX_READERS)?;
-    let procs = read_u64_at(file, OFF_MAX_PROCS)?;
+    let readers = read_u64_at(file, path, OFF_MAX_READERS)?;
+    let procs = read_u64_at(file, path, OFF_MAX_PROCS)?;
     if readers == 0 || readers > LIMIT_READERS || procs == 0 || procs > LIMIT_PROCS {
         return Err(Error::corrupted(
             path,
@@ -560,10 +544,7 @@ fn validate(file: &File, path: &Path) -> Result<(u64, u64)> {
         ));
     }
     let need = file_size(procs as usize, readers as usize) as u64;
-    let len = file
-        .metadata()
-        .ctx(|| format!("stat {}", path.display()))?
-        .len();
+    let len = io::len(file, path)?;
     if len < need {
         return Err(Error::corrupted(
             path,

@@ -15,17 +15,15 @@ pub(crate) mod format;
 pub(crate) mod view;
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use memmap2::Mmap;
-
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_WAL_END, OFF_WAL_SYNCED, OFF_WRITTEN_TS};
 use crate::coord::Coord;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::io::{self, Open};
 use format::*;
 
 /// Granularity of preallocation.
@@ -55,7 +53,7 @@ struct Chunked<'w> {
     wal: &'w Wal,
     pos: u64,
     buf: Vec<u8>,
-    error: Option<std::io::Error>,
+    error: Option<Error>,
 }
 
 impl<'w> Chunked<'w> {
@@ -88,7 +86,7 @@ impl<'w> Chunked<'w> {
 
     fn write(&mut self, bytes: &[u8]) {
         if self.error.is_none() && !bytes.is_empty() {
-            self.error = self.wal.file.write_all_at(bytes, self.pos).err();
+            self.error = io::write_at(&self.wal.file, &self.wal.path, bytes, self.pos).err();
         }
         self.pos += bytes.len() as u64;
     }
@@ -100,7 +98,7 @@ impl<'w> Chunked<'w> {
             let from = (at - self.pos) as usize;
             self.buf[from..from + bytes.len()].copy_from_slice(bytes);
         } else if self.error.is_none() {
-            self.error = self.wal.file.write_all_at(bytes, at).err();
+            self.error = io::write_at(&self.wal.file, &self.wal.path, bytes, at).err();
         }
     }
 
@@ -108,10 +106,7 @@ impl<'w> Chunked<'w> {
         self.flush();
         match self.error {
             None => Ok(()),
-            Some(e) => Err(Error::io(
-                format!("appending to {}", self.wal.path.display()),
-                e,
-            )),
+            Some(e) => Err(e),
         }
     }
 }
@@ -137,30 +132,17 @@ impl Wal {
     /// Open the log, creating it with a header when missing or empty.
     /// Creation happens only while the open lock is held exclusively.
     pub fn open(path: &Path) -> Result<Wal> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .ctx(|| format!("opening {}", path.display()))?;
-        let len = file
-            .metadata()
-            .ctx(|| format!("stat {}", path.display()))?
-            .len();
+        let file = io::open(path, Open::Create)?;
+        let len = io::len(&file, path)?;
         if len == 0 {
             let mut header = [0u8; FILE_HEADER];
             header[..8].copy_from_slice(&FILE_MAGIC);
             header[8..16].copy_from_slice(&FILE_VERSION.to_le_bytes());
-            file.write_all_at(&header, 0)
-                .ctx(|| format!("writing {}", path.display()))?;
-            file.sync_all()
-                .ctx(|| format!("syncing {}", path.display()))?;
+            io::write_at(&file, path, &header, 0)?;
+            io::sync_all(&file, path)?;
             // Make the new directory entry durable too.
             if let Some(dir) = path.parent() {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .ctx(|| format!("syncing {}", dir.display()))?;
+                io::sync_dir(dir)?;
             }
         } else {
             let mut header = [0u8; FILE_HEADER];
@@ -171,8 +153,7 @@ impl Wal {
                     "log file shorter than its header",
                 ));
             }
-            file.read_exact_at(&mut header, 0)
-                .ctx(|| format!("reading {}", path.display()))?;
+            io::read_at(&file, path, &mut header, 0)?;
             if header[..8] != FILE_MAGIC {
                 return Err(Error::BadMagic {
                     file: path.to_path_buf(),
@@ -183,9 +164,8 @@ impl Wal {
             if version == FILE_VERSION_NO_SEGMENTS {
                 // From here on the log may be cut below a flush, which a
                 // build that knows nothing of segments must not read.
-                file.write_all_at(&FILE_VERSION.to_le_bytes(), 8)
-                    .and_then(|()| file.sync_data())
-                    .ctx(|| format!("upgrading {}", path.display()))?;
+                io::write_at(&file, path, &FILE_VERSION.to_le_bytes(), 8)?;
+                io::sync_data(&file, path)?;
             } else if version != FILE_VERSION {
                 return Err(Error::UnsupportedVersion {
                     file: path.to_path_buf(),
@@ -194,10 +174,7 @@ impl Wal {
                 });
             }
         }
-        let allocated = file
-            .metadata()
-            .ctx(|| format!("stat {}", path.display()))?
-            .len();
+        let allocated = io::len(&file, path)?;
         Ok(Wal {
             path: path.to_path_buf(),
             file,
@@ -222,11 +199,7 @@ impl Wal {
 
     /// Current length of the file on disk.
     pub fn file_len(&self) -> Result<u64> {
-        Ok(self
-            .file
-            .metadata()
-            .ctx(|| format!("stat {}", self.path.display()))?
-            .len())
+        io::len(&self.file, &self.path)
     }
 
     /// Append the commit record of `writes` at offset `at` (the current end
@@ -320,9 +293,7 @@ impl Wal {
         let mut pos = from;
         while pos < to {
             let n = (to - pos).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], pos)
-                .ctx(|| format!("preallocating {}", self.path.display()))?;
+            io::write_at(&self.file, &self.path, &zeros[..n], pos)?;
             pos += n as u64;
         }
         Ok(())
@@ -331,9 +302,7 @@ impl Wal {
     /// Read `len` bytes at `at`.
     pub fn read_at(&self, at: u64, len: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut buf, at)
-            .ctx(|| format!("reading {}", self.path.display()))?;
+        io::read_at(&self.file, &self.path, &mut buf, at)?;
         Ok(buf)
     }
 
@@ -354,7 +323,6 @@ impl Wal {
     /// keeps its length and offsets; the range reads as zeros. File systems
     /// that cannot punch holes keep the blocks.
     pub fn cut_below(&self, offset: u64) -> Result<()> {
-        use std::os::fd::AsRawFd;
         const PAGE: u64 = 4096;
         let to = offset / PAGE * PAGE;
         let mut cut = self.cut.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,25 +330,7 @@ impl Wal {
         if to <= from {
             return Ok(());
         }
-        // SAFETY: fallocate only changes the file's blocks; no memory is
-        // passed.
-        let rc = unsafe {
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                from as libc::off_t,
-                (to - from) as libc::off_t,
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(Error::io(
-                    format!("cutting {} below offset {to}", self.path.display()),
-                    e,
-                ));
-            }
-        }
+        io::punch_hole(&self.file, &self.path, from, to - from)?;
         *cut = to;
         Ok(())
     }
@@ -395,14 +345,11 @@ impl Wal {
         if let Some(why) = self.sync_failure.get() {
             return Err(Error::Poisoned(why.clone()));
         }
-        self.file
-            .sync_data()
-            .ctx(|| format!("syncing {}", self.path.display()))
-            .inspect_err(|e| {
-                let _ = self
-                    .sync_failure
-                    .set(format!("syncing the write-ahead log failed: {e}"));
-            })
+        io::sync_data(&self.file, &self.path).inspect_err(|e| {
+            let _ = self
+                .sync_failure
+                .set(format!("syncing the write-ahead log failed: {e}"));
+        })
     }
 
     /// Sync everything written so far and publish it: raise the durable
@@ -463,9 +410,9 @@ impl Wal {
     ) -> Result<RecoveryReport> {
         let len = self.file_len()?;
         // SAFETY: the file is not written by anyone while we hold the open
-        // lock exclusively; the mapping is dropped before we write to it.
-        let map =
-            unsafe { Mmap::map(&self.file) }.ctx(|| format!("mapping {}", self.path.display()))?;
+        // lock exclusively; the mapping is dropped before we write to it,
+        // and only bytes below the length read first are touched.
+        let map = unsafe { io::map_read(&self.file, &self.path) }?;
         let bytes = &map[..len as usize];
         let mut report = RecoveryReport::default();
         if start < FILE_HEADER as u64 || start > len {

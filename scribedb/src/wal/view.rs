@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::Mmap;
 
 use crate::db::MAX_VALUE_LEN;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::io::{self, Open};
 
 /// Values at least this long live only in the log.
 pub const LOG_VALUE_MIN: usize = 64;
@@ -46,7 +47,7 @@ pub struct LogView {
 
 impl LogView {
     pub fn open(path: &Path) -> Result<LogView> {
-        let file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let file = io::open(path, Open::Read)?;
         Ok(LogView {
             file,
             path: path.to_path_buf(),
@@ -63,11 +64,7 @@ impl LogView {
             .filter(|_| len <= MAX_VALUE_LEN as u64)
             .ok_or_else(|| bad("reference is out of range"))?;
         if end > self.known_len.load(Ordering::Acquire) {
-            let now = self
-                .file
-                .metadata()
-                .ctx(|| format!("reading the length of {}", self.path.display()))?
-                .len();
+            let now = io::len(&self.file, &self.path)?;
             self.known_len.fetch_max(now, Ordering::AcqRel);
             if end > now {
                 return Err(bad("reference runs past the end of the log"));
@@ -109,12 +106,14 @@ impl LogView {
         // are read (checked in `slice`), and the log never shrinks while
         // handles are open.
         let map = unsafe {
-            MmapOptions::new()
-                .offset((window as u64) << WINDOW_SHIFT)
-                .len(SPAN as usize)
-                .map(&self.file)
+            io::map_read_range(
+                &self.file,
+                &self.path,
+                (window as u64) << WINDOW_SHIFT,
+                SPAN as usize,
+            )
         };
-        match map.ctx(|| format!("mapping {}", self.path.display())) {
+        match map {
             Ok(map) => {
                 let _ = slot.set(map);
                 Some(Ok(slot.get().expect("just set")))

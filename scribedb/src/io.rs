@@ -1,0 +1,233 @@
+//! All file and mapping I/O of the engine: open, read, write, sync,
+//! allocate, punch, rename, delete, list and map.
+//!
+//! Every system call on the database's files goes through this module, so
+//! that there is one place to observe it, to give its errors their context
+//! (the file and what was being done), and to inject faults and power loss
+//! in tests. The kernel locks of the coordination file (`coord/lock.rs`)
+//! are the one exception: they are not I/O on data.
+//!
+//! Mapping is `unsafe`: a mapping is only sound while the bytes it shows
+//! are not changed or cut in a way the caller does not expect. Each caller
+//! states why its use holds (arenas and the coordination file are shared
+//! memory accessed with atomics and bounds checks; segments and the log
+//! below its end are never rewritten).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::error::{Error, IoContext, Result};
+
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Open {
+    /// Read only; it must exist.
+    Read,
+    /// Read and write; it must exist.
+    Write,
+    /// Read and write, created if missing, kept as it is otherwise.
+    Create,
+    /// Read and write, created; it must not exist.
+    CreateNew,
+    /// Read and write, created if missing, emptied otherwise.
+    Truncate,
+}
+
+pub(crate) fn open(path: &Path, how: Open) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    match how {
+        Open::Read => {}
+        Open::Write => {
+            o.write(true);
+        }
+        Open::Create => {
+            o.write(true).create(true).truncate(false);
+        }
+        Open::CreateNew => {
+            o.write(true).create_new(true);
+        }
+        Open::Truncate => {
+            o.write(true).create(true).truncate(true);
+        }
+    }
+    o.open(path).ctx(|| format!("opening {}", path.display()))
+}
+
+/// The length of an open file.
+pub(crate) fn len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file
+        .metadata()
+        .ctx(|| format!("reading the length of {}", path.display()))?
+        .len())
+}
+
+pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
+    file.set_len(len)
+        .ctx(|| format!("setting the length of {} to {len}", path.display()))
+}
+
+pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset)
+        .ctx(|| format!("reading {} at {offset}", path.display()))
+}
+
+pub(crate) fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
+    file.write_all_at(buf, offset)
+        .ctx(|| format!("writing {} at {offset}", path.display()))
+}
+
+/// `fdatasync`: the file's data, and the metadata needed to read it.
+pub(crate) fn sync_data(file: &File, path: &Path) -> Result<()> {
+    file.sync_data()
+        .ctx(|| format!("syncing {}", path.display()))
+}
+
+/// `fsync`: data and all metadata.
+pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
+    file.sync_all()
+        .ctx(|| format!("syncing {}", path.display()))
+}
+
+/// Make the entries of directory `dir` durable (after a create, rename or
+/// delete in it).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("syncing {}", dir.display()))
+}
+
+/// Reserve disk blocks for `offset..offset + len` (`posix_fallocate`), so
+/// that writes through a mapping there cannot fail for want of space.
+pub(crate) fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<()> {
+    // SAFETY: posix_fallocate only reads its integer arguments; the
+    // descriptor is open for the life of `file`.
+    let rc = unsafe {
+        libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            format!(
+                "reserving {len} bytes of {} at {offset} (is the disk full?)",
+                path.display()
+            ),
+            std::io::Error::from_raw_os_error(rc),
+        ));
+    }
+    Ok(())
+}
+
+/// Give back the blocks of `offset..offset + len`, keeping the length; the
+/// range reads as zeros. Returns false where the file system cannot.
+pub(crate) fn punch_hole(file: &File, path: &Path, offset: u64, len: u64) -> Result<bool> {
+    // SAFETY: fallocate only changes the file's blocks; no memory is passed.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return Ok(false);
+    }
+    Err(Error::io(
+        format!("giving back {len} bytes of {} at {offset}", path.display()),
+        e,
+    ))
+}
+
+/// The whole contents of a small file, or `None` if it does not exist.
+pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Rename `from` to `to`, replacing `to` (atomic on the same file system).
+pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).ctx(|| format!("renaming {} to {}", from.display(), to.display()))
+}
+
+/// Remove a file; a missing file is not an error. Returns whether it
+/// existed.
+pub(crate) fn remove(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Remove a file, ignoring every error (cleanup that is retried later).
+pub(crate) fn remove_quietly(path: &Path) -> bool {
+    remove(path).unwrap_or(false)
+}
+
+/// The names of the entries of `dir` (names that are not UTF-8 are left
+/// out: none of ours is).
+pub(crate) fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some((name, e.path()))
+        })
+        .collect())
+}
+
+/// Create directory `dir` and its parents if missing.
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))
+}
+
+/// Map the whole file shared and writable.
+///
+/// # Safety
+/// Other processes may change the bytes at any time: the caller accesses
+/// them only through atomics or under its own protocol, checks every
+/// offset it reads from them, and never lets the file shrink under a live
+/// mapping.
+pub(crate) unsafe fn map_shared(file: &File, path: &Path) -> Result<MmapMut> {
+    // SAFETY: as the caller promises.
+    unsafe { MmapMut::map_mut(file) }.ctx(|| format!("mapping {}", path.display()))
+}
+
+/// Map the whole file read-only.
+///
+/// # Safety
+/// The bytes must not change while the mapping lives (the file is
+/// immutable, or only grows past what is read), and the file must not
+/// shrink below what is read.
+pub(crate) unsafe fn map_read(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: as the caller promises.
+    unsafe { Mmap::map(file) }.ctx(|| format!("mapping {}", path.display()))
+}
+
+/// Map `len` bytes of the file from `offset` read-only (the range may run
+/// past the end of the file; only bytes below it may be touched).
+///
+/// # Safety
+/// As for [`map_read`], for the bytes the caller touches.
+pub(crate) unsafe fn map_read_range(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    len: usize,
+) -> Result<Mmap> {
+    // SAFETY: as the caller promises.
+    unsafe { MmapOptions::new().offset(offset).len(len).map(file) }
+        .ctx(|| format!("mapping {}", path.display()))
+}
