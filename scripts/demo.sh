@@ -35,5 +35,17 @@ step "$scribe" scan "$db" --prefix item: --reverse --limit 3 --format jsonl
 step "$scribe" load "$tmp/copy.db" "$tmp/dump.jsonl"
 "$scribe" dump "$tmp/copy.db" | cmp - "$tmp/dump.jsonl" && echo "dump | load round trip: identical"
 
+# Flush the memtable into a segment file and merge everything now.
+step "$scribe" compact "$db"
+
+# Keep an hour of history, change a value, and read it as it was.
+step "$scribe" retention "$db" 1h
+before=$("$scribe" stat "$db" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["committed_ts"])')
+step "$scribe" put "$db" user:1 alice-renamed
+step "$scribe" get "$db" user:1
+echo
+step "$scribe" get "$db" user:1 --as-of "$before"
+echo
+
 step "$scribe" stat "$db"
 step "$scribe" readers "$db"

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 use crate::cli::{Args, ChurnPlan};
-use crate::engines::{Access, Engine, Kind, Reader};
+use crate::engines::{Access, Kind, Reader};
 use crate::report::{self, Cell, Metric, Table};
 use crate::workloads::{count, disk_usage, loaded_keys, KEY_LEN, SEED};
 use crate::Result;
@@ -117,7 +117,6 @@ struct Outcome {
     load: Duration,
     samples: Vec<Sample>,
     elapsed: Duration,
-    commits: usize,
     /// Per-commit latency in nanoseconds, sorted.
     latencies: Vec<u64>,
     io: ProcIo,
@@ -287,7 +286,6 @@ fn churn_one(run: Run, plan: &ChurnPlan, dir: &Path) -> Result<Outcome> {
         load,
         samples,
         elapsed,
-        commits: latencies.len(),
         latencies,
         io,
         device,
