@@ -710,6 +710,11 @@ fn recover_alone(
         let view = View::load(dir, fields, log, opts.arena_size, None)?;
         if view.active.get(0).is_ok() {
             hdr(OFF_WRITER_PID).store(0, Ordering::Release);
+            // No one else is attached, so no reader needs what the view
+            // does not name: what earlier handles retired, or what their
+            // crashed jobs left, goes now.
+            maint::remove_unnamed(dir, &view);
+            wal.cut_below(view.manifest.log_start)?;
             return Ok((view, RecoveryReport::default()));
         }
     }
@@ -754,7 +759,13 @@ fn recover_alone(
     hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
     hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
     hdr(OFF_VIEW_FLOOR).store(0, Ordering::Release);
-    hdr(OFF_HISTORY_FLOOR).fetch_max(manifest.history_floor, Ordering::AcqRel);
+    // Never above the newest commit that survived (a lost tail of
+    // never-synced commits lowers it).
+    let floor = hdr(OFF_HISTORY_FLOOR)
+        .load(Ordering::Acquire)
+        .max(manifest.history_floor)
+        .min(last);
+    hdr(OFF_HISTORY_FLOOR).store(floor, Ordering::Release);
     hdr(OFF_WRITER_PID).store(0, Ordering::Release);
     hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
     let fields = ViewFields {
@@ -1323,6 +1334,18 @@ impl Inner {
                 !self.owner_alive(r.owner) && self.coord.reclaim_reader_slot(r.slot, r.owner)
             })
             .count()
+    }
+
+    /// The oldest snapshot of a live reader (or the committed timestamp),
+    /// without publishing anything: for heuristics only.
+    pub fn oldest_snapshot_seen(&self) -> u64 {
+        let committed = self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
+        self.coord
+            .reader_slots()
+            .into_iter()
+            .filter(|r| self.owner_alive(r.owner))
+            .map(|r| r.snapshot)
+            .fold(committed, u64::min)
     }
 
     fn oldest_snapshot(&self) -> u64 {

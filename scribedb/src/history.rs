@@ -44,13 +44,14 @@ impl Inner {
             .load(Ordering::SeqCst)
             .max(view.manifest.history_floor);
         let oldest = by_time.max(floor).min(committed);
-        // An earlier value was at most the committed timestamp of its time,
-        // which only grows.
         let before = self
             .coord
             .hdr(OFF_HISTORY_FLOOR)
             .fetch_max(oldest, Ordering::SeqCst);
-        oldest.max(before)
+        // The newest commit is always readable: a floor above it can only
+        // come from commits a rebuild dropped (never-synced ones of an
+        // `Eventual` or `None` handle), which no one can read any more.
+        oldest.max(before).min(committed)
     }
 }
 

@@ -199,18 +199,20 @@ impl Inner {
             return Ok(());
         };
         let m = &view.manifest;
+        remove_newer_manifests(&self.dir, m.generation)?;
         let horizon = self.live_snapshots(&view);
         let mut id = m.next_segment_id.max(1);
         let bottom = m.segments.is_empty();
         let target = self.target_file_size();
-        let outputs = write_memtable(&self.dir, &sealed, &horizon, bottom, target, &mut id)?;
+        let (outputs, newest) =
+            write_memtable(&self.dir, &sealed, &horizon, bottom, target, &mut id)?;
         let mut next = (**m).clone();
         next.generation = m.generation + 1;
         next.next_segment_id = id;
         next.log_start = view.fields.sealed_log_end;
-        for (seg, _) in &outputs {
-            next.flushed_ts = next.flushed_ts.max(seg.max_ts);
-        }
+        // The newest commit the flush covers, even if none of its versions
+        // was kept: a rebuild takes the clock from it.
+        next.flushed_ts = next.flushed_ts.max(newest);
         let written: u64 = outputs.iter().map(|(r, _)| r.size).sum();
         next.history_floor = next.history_floor.max(horizon.newest());
         // Newest first; the files of one flush do not overlap.
@@ -257,6 +259,7 @@ impl Inner {
             return Ok(());
         };
         let m = &view.manifest;
+        remove_newer_manifests(&self.dir, m.generation)?;
         let mut next = (**m).clone();
         next.generation = m.generation + 1;
         let input_ids: std::collections::HashSet<u64> =
@@ -367,10 +370,16 @@ impl Inner {
             let file = self.next_in_turn(level, at(level).cloned().collect());
             return Some(self.job_into(&files, vec![file], level + 1, deepest));
         }
-        // A file mostly made of tombstones.
+        // A file mostly made of tombstones, once every snapshot that could
+        // still need them is gone (else the rewrite would keep them, and
+        // come back at every poll).
+        let oldest = self.oldest_snapshot_seen().min(self.oldest_readable(view));
         let dense = files.iter().find(|(r, s)| {
             let m = s.meta();
-            r.level > 0 && m.entries >= 64 && m.tombstones * 100 >= m.entries * TOMBSTONE_PERCENT
+            r.level > 0
+                && m.entries >= 64
+                && m.tombstones * 100 >= m.entries * TOMBSTONE_PERCENT
+                && m.max_ts <= oldest
         });
         if let Some((r, _)) = dense {
             let level = r.level as usize;
@@ -549,20 +558,38 @@ impl Inner {
 
 /// Remove arenas, segments and manifests `view` does not name.
 pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
+    let keep = view.manifest.generation;
+    // Unpublished manifests first, durably: a rebuild must never find one
+    // that names segments removed below.
+    if remove_newer_manifests(dir, keep).is_err() {
+        return;
+    }
     let (active, sealed) = (view.fields.mem_generation, view.fields.sealed_generation);
     Arenas::remove_generations(dir, |g| g == active || (sealed != 0 && g == sealed));
     remove_unlisted_segments(dir, &view.manifest);
-    let keep = view.manifest.generation;
     Manifest::remove_older(dir, keep);
-    for (name, path) in io::list(dir).unwrap_or_default() {
+}
+
+/// Remove manifests newer than the published generation `keep` (written
+/// by a job that died before publishing them) and sync the directory, so
+/// that no rebuild trusts one whose segments a later job reuses the names
+/// of. Every job runs this before it writes a segment.
+pub(crate) fn remove_newer_manifests(dir: &Path, keep: u64) -> Result<()> {
+    let mut removed = false;
+    for (name, path) in io::list(dir)? {
         let newer = name
             .strip_prefix("manifest-")
+            .filter(|g| g.len() == 16)
             .and_then(|g| u64::from_str_radix(g, 16).ok())
             .is_some_and(|g| g > keep);
         if newer {
-            io::remove_quietly(&path);
+            removed |= io::remove(&path)?;
         }
     }
+    if removed {
+        io::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Remove segment files a manifest does not list (left by a flush or a
@@ -606,6 +633,9 @@ fn segment_ref(id: u64, level: u8, meta: &SegmentMeta) -> SegmentRef {
         max_ts: meta.max_ts,
     }
 }
+
+/// The files of a run, each with its first key.
+type RunFiles = Vec<(SegmentRef, Vec<u8>)>;
 
 /// Segment files written one after another, cut at a size at key
 /// boundaries: a sorted run.
@@ -660,7 +690,7 @@ impl<'d> RunWriter<'d> {
     }
 
     /// Finish the run: its files, each with its first key.
-    fn finish(mut self) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
+    fn finish(mut self) -> Result<RunFiles> {
         self.finish_current()?;
         sync_dir(&segment_file(self.dir, 0))?;
         Ok(self.done)
@@ -668,7 +698,8 @@ impl<'d> RunWriter<'d> {
 }
 
 /// Write every version of a sealed memtable that `horizon` keeps, as a
-/// run of level 0 files.
+/// run of level 0 files; also returns the newest timestamp in the memtable
+/// (kept or not: the newest commit the flush covers).
 fn write_memtable(
     dir: &Path,
     arenas: &Arenas,
@@ -676,7 +707,8 @@ fn write_memtable(
     bottom: bool,
     target: u64,
     next_id: &mut u64,
-) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
+) -> Result<(RunFiles, u64)> {
+    let mut newest = 0;
     let mut run = RunWriter::new(dir, 0, target, next_id);
     let list = SkipList::new(arenas);
     let mut filter = KeyFilter::new(horizon, bottom);
@@ -687,6 +719,7 @@ fn write_memtable(
         versions.clear();
         let mut cur = Some(n);
         while let Some(v) = cur.filter(|v| v.key() == key) {
+            newest = newest.max(v.ts);
             versions.push((v.ts, v.kind, v));
             cur = list.next(&v)?;
         }
@@ -700,7 +733,7 @@ fn write_memtable(
         }
         node = cur;
     }
-    run.finish()
+    Ok((run.finish()?, newest))
 }
 
 /// Merge `inputs` (newest first: level 0 files, then deeper ones) into a
@@ -714,7 +747,7 @@ fn merge_segments(
     level: u8,
     target: u64,
     next_id: &mut u64,
-) -> Result<Vec<(SegmentRef, Vec<u8>)>> {
+) -> Result<RunFiles> {
     let mut pos: Vec<usize> = vec![0; inputs.len()];
     let mut heads = Vec::with_capacity(inputs.len());
     for seg in inputs {

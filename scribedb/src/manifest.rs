@@ -476,6 +476,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn seg(id: u64, level: u8, size: u64) -> SegmentRef {
         SegmentRef {

@@ -134,9 +134,12 @@ impl ReadTxn {
                     return Err(Error::HistoryUnavailable { requested, oldest });
                 }
             }
-            if coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot
-                && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq
-            {
+            // A read of the past relies on the history floor, checked
+            // above, not on the horizon (`oldest_snapshot` may publish one
+            // above the floor).
+            let horizon_ok = matches!(at, At::Past(_))
+                || coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot;
+            if horizon_ok && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq {
                 return Ok(ReadTxn {
                     inner,
                     slot,

@@ -79,8 +79,14 @@ pub const OFF_VIEW_FLOOR: usize = OFF_ACTIVE_LOG_START + F;
 /// Oldest timestamp a read as of a past time may ask for; never decreases
 /// (also kept in the manifest).
 pub const OFF_HISTORY_FLOOR: usize = OFF_VIEW_FLOOR + F;
+/// The view being written, stored whole before `VIEW_SEQ` turns odd, so
+/// that whoever next holds `LOCK_VIEW` can finish a change whose writer
+/// died half way: mem_generation, arena_count, sealed_generation,
+/// sealed_log_end, active_log_start, manifest_generation.
+pub const OFF_VIEW_NEXT: usize = OFF_HISTORY_FLOOR + F;
+pub const VIEW_FIELDS: usize = 6;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_HISTORY_FLOOR + F;
+pub const HEADER_USED: usize = OFF_VIEW_NEXT + VIEW_FIELDS * F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;

@@ -79,6 +79,26 @@ pub(crate) struct ReaderSlotInfo {
     pub manifest: u64,
 }
 
+/// Where the published view fields live, in `ViewFields` order.
+const OFF_MEM_GENERATION_FIELDS: [usize; VIEW_FIELDS] = [
+    OFF_MEM_GENERATION,
+    OFF_ARENA_COUNT,
+    OFF_SEALED_GENERATION,
+    OFF_SEALED_LOG_END,
+    OFF_ACTIVE_LOG_START,
+    OFF_MANIFEST_GENERATION,
+];
+/// Where the view being written is stored first.
+const OFF_VIEW_NEXT_FIELDS: [usize; VIEW_FIELDS] = {
+    let mut a = [0; VIEW_FIELDS];
+    let mut i = 0;
+    while i < VIEW_FIELDS {
+        a[i] = OFF_VIEW_NEXT + 8 * i;
+        i += 1;
+    }
+    a
+};
+
 /// The fields of the coordination header that make up the view of the
 /// store, read and written together under `OFF_VIEW_SEQ`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -328,52 +348,107 @@ impl Coord {
     /// change is being written (a few stores, made with `LOCK_VIEW` held);
     /// gives up after a bound, as a corrupt header could leave it odd.
     pub fn read_view(&self) -> Result<ViewFields> {
-        for _ in 0..1_000_000 {
+        let started = std::time::Instant::now();
+        let mut spins = 0u32;
+        loop {
             let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst);
-            if seq % 2 == 1 {
+            if seq % 2 == 0 {
+                let fields = self.view_fields(seq, OFF_MEM_GENERATION_FIELDS);
+                if self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) == seq {
+                    return Ok(fields);
+                }
+                continue;
+            }
+            // A change is being written: a few stores, unless its writer
+            // died half way. Then whoever takes the view lock finishes it.
+            spins += 1;
+            if spins < 1000 {
                 std::hint::spin_loop();
                 continue;
             }
-            let fields = ViewFields {
-                seq,
-                mem_generation: self.hdr(OFF_MEM_GENERATION).load(Ordering::SeqCst),
-                arena_count: self.hdr(OFF_ARENA_COUNT).load(Ordering::SeqCst),
-                sealed_generation: self.hdr(OFF_SEALED_GENERATION).load(Ordering::SeqCst),
-                sealed_log_end: self.hdr(OFF_SEALED_LOG_END).load(Ordering::SeqCst),
-                active_log_start: self.hdr(OFF_ACTIVE_LOG_START).load(Ordering::SeqCst),
-                manifest_generation: self.hdr(OFF_MANIFEST_GENERATION).load(Ordering::SeqCst),
-            };
-            if self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) == seq {
-                return Ok(fields);
+            if let Some(_lock) = self.try_lock_view()? {
+                continue;
             }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(Error::corrupted(
+                    &self.path,
+                    OFF_VIEW_SEQ as u64,
+                    "a change of the view has been under way for 30 s while its writer \
+                     holds the view lock",
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Err(Error::corrupted(
-            &self.path,
-            OFF_VIEW_SEQ as u64,
-            "the view sequence stays odd (a view change never finished); \
-             close every handle and reopen to rebuild",
-        ))
     }
 
-    /// Store a new view: sequence odd, the fields, sequence even again.
-    /// Only with `LOCK_VIEW` held, or while alone.
+    /// The view fields at `base` (the published ones, or the next ones).
+    fn view_fields(&self, seq: u64, base: [usize; VIEW_FIELDS]) -> ViewFields {
+        let f = |i: usize| self.hdr(base[i]).load(Ordering::SeqCst);
+        ViewFields {
+            seq,
+            mem_generation: f(0),
+            arena_count: f(1),
+            sealed_generation: f(2),
+            sealed_log_end: f(3),
+            active_log_start: f(4),
+            manifest_generation: f(5),
+        }
+    }
+
+    fn store_view_fields(&self, v: &ViewFields, base: [usize; VIEW_FIELDS]) {
+        let values = [
+            v.mem_generation,
+            v.arena_count,
+            v.sealed_generation,
+            v.sealed_log_end,
+            v.active_log_start,
+            v.manifest_generation,
+        ];
+        for (off, value) in base.into_iter().zip(values) {
+            self.hdr(off).store(value, Ordering::SeqCst);
+        }
+    }
+
+    /// Store a new view: the whole of it beside the published one, then
+    /// sequence odd, the fields, sequence even again. Only with `LOCK_VIEW`
+    /// held, or while alone.
     pub fn write_view(&self, v: &ViewFields) -> u64 {
+        self.store_view_fields(v, OFF_VIEW_NEXT_FIELDS);
         let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) | 1;
         self.hdr(OFF_VIEW_SEQ).store(seq, Ordering::SeqCst);
-        self.hdr(OFF_MEM_GENERATION)
-            .store(v.mem_generation, Ordering::SeqCst);
-        self.hdr(OFF_ARENA_COUNT)
-            .store(v.arena_count, Ordering::SeqCst);
-        self.hdr(OFF_SEALED_GENERATION)
-            .store(v.sealed_generation, Ordering::SeqCst);
-        self.hdr(OFF_SEALED_LOG_END)
-            .store(v.sealed_log_end, Ordering::SeqCst);
-        self.hdr(OFF_ACTIVE_LOG_START)
-            .store(v.active_log_start, Ordering::SeqCst);
-        self.hdr(OFF_MANIFEST_GENERATION)
-            .store(v.manifest_generation, Ordering::SeqCst);
+        self.store_view_fields(v, OFF_MEM_GENERATION_FIELDS);
         self.hdr(OFF_VIEW_SEQ).store(seq + 1, Ordering::SeqCst);
         seq + 1
+    }
+
+    /// Finish a view change whose writer died between turning the sequence
+    /// odd and even (the next view was stored whole before). With
+    /// `LOCK_VIEW` held, or while alone.
+    fn finish_view_change(&self) {
+        let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst);
+        if seq % 2 == 1 {
+            let next = self.view_fields(seq, OFF_VIEW_NEXT_FIELDS);
+            self.store_view_fields(&next, OFF_MEM_GENERATION_FIELDS);
+            self.hdr(OFF_VIEW_SEQ).store(seq + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// Take `LOCK_VIEW` if it is free, finishing a change its last holder
+    /// left half done.
+    fn try_lock_view(&self) -> Result<Option<ViewLock<'_>>> {
+        let Ok(local) = self.view_lock.try_lock() else {
+            return Ok(None);
+        };
+        let got = lock::try_lock(&self.file, LOCK_VIEW, Kind::Exclusive)
+            .ctx(|| format!("locking {}", self.path.display()))?;
+        if !got {
+            return Ok(None);
+        }
+        self.finish_view_change();
+        Ok(Some(ViewLock {
+            coord: self,
+            _local: local,
+        }))
     }
 
     /// Take `LOCK_VIEW`, waiting for it: first from this process's other
@@ -382,6 +457,7 @@ impl Coord {
         let local = self.view_lock.lock().unwrap_or_else(|p| p.into_inner());
         lock::lock_wait(&self.file, LOCK_VIEW, Kind::Exclusive)
             .ctx(|| format!("locking {}", self.path.display()))?;
+        self.finish_view_change();
         Ok(ViewLock {
             coord: self,
             _local: local,
