@@ -15,8 +15,10 @@ use crate::report::{self, Cell, Metric, Table};
 use crate::workloads::{count, disk_usage, loaded_keys, KEY_LEN, SEED};
 use crate::Result;
 
-/// Points at which the disk use is sampled, in tenths of the writes.
+/// Points at which the disk use is reported, in tenths of the writes.
 const TENTHS: usize = 10;
+/// Points at which it is sampled for the peak, in hundredths.
+const HUNDREDTHS: usize = 100;
 
 /// One run: an engine, and whether a reader is held open mid-run.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +104,58 @@ fn device_written(stat: &Path) -> Option<u64> {
     Some(sectors * 512)
 }
 
+/// How many bytes of `write_bytes` the kernel counts for one 100-byte write
+/// into a clean, cached part of a file that was written sequentially: 4096
+/// where the page cache holds 4 KiB pages, more where it holds larger
+/// folios (it counts a whole folio when it is dirtied).
+fn write_bytes_per_small_write(dir: &Path) -> Result<u64> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    const WRITES: u64 = 16;
+    const SPACING: u64 = 512 << 10;
+    let path = dir.join("write-probe");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    f.write_all(&vec![0u8; (WRITES * SPACING) as usize])?;
+    f.sync_all()?;
+    let before = proc_io()?.write_bytes;
+    for i in 0..WRITES {
+        f.write_at(&[1u8; 100], i * SPACING + 1000)?;
+    }
+    let after = proc_io()?.write_bytes;
+    f.sync_data()?;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(after.saturating_sub(before) / WRITES)
+}
+
+/// The device's write rate while this program writes nothing, over `span`.
+fn idle_device_rate(stat: &Path, span: Duration) -> Option<f64> {
+    let start = device_written(stat)?;
+    std::thread::sleep(span);
+    let end = device_written(stat)?;
+    Some(end.saturating_sub(start) as f64 / span.as_secs_f64())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What the environment did to the measurements.
+struct Conditions {
+    per_small_write: Option<u64>,
+    idle_device: Option<f64>,
+    load_before: String,
+    load_after: String,
+}
+
 // ---- one run ------------------------------------------------------------------
 
 /// The state after the load and at every tenth of the writes.
@@ -116,6 +170,8 @@ struct Sample {
 struct Outcome {
     load: Duration,
     samples: Vec<Sample>,
+    /// The most bytes on disk seen, sampled at every 1% of the writes.
+    peak: u64,
     elapsed: Duration,
     /// Per-commit latency in nanoseconds, sorted.
     latencies: Vec<u64>,
@@ -193,6 +249,8 @@ fn churn_one(run: Run, plan: &ChurnPlan, dir: &Path) -> Result<Outcome> {
     let mut held: Option<Held<'_>> = None;
     let mut reader_done = false;
     let mut next_tenth = 1;
+    let mut next_hundredth = 1;
+    let mut peak = samples[0].disk;
     let mut done = 0;
     let mut elapsed = Duration::ZERO;
     let mut t = Instant::now();
@@ -222,7 +280,10 @@ fn churn_one(run: Run, plan: &ChurnPlan, dir: &Path) -> Result<Outcome> {
                 if seen != values[key] {
                     return Err("the new reader does not see the last commit".into());
                 }
-                eprintln!("  [{name}] read transaction opened at {} writes", count(done));
+                eprintln!(
+                    "  [{name}] read transaction opened at {} writes",
+                    count(done)
+                );
                 held = Some(Held { reader, key, seen });
             } else if done >= plan.writes / 2 {
                 if let Some(mut h) = held.take() {
@@ -231,18 +292,30 @@ fn churn_one(run: Run, plan: &ChurnPlan, dir: &Path) -> Result<Outcome> {
                         return Err("the held snapshot changed under its reader".into());
                     }
                     drop(h);
-                    eprintln!("  [{name}] read transaction closed at {} writes", count(done));
+                    eprintln!(
+                        "  [{name}] read transaction closed at {} writes",
+                        count(done)
+                    );
                     reader_done = true;
                 }
             }
         }
 
-        if done * TENTHS >= next_tenth * plan.writes {
+        if done * HUNDREDTHS >= next_hundredth * plan.writes {
+            while done * HUNDREDTHS >= next_hundredth * plan.writes {
+                next_hundredth += 1;
+            }
             // The sampling is left out of the time.
             elapsed += t.elapsed();
+            let disk = disk_usage(dir)?;
+            peak = peak.max(disk);
+            if done * TENTHS < next_tenth * plan.writes {
+                t = Instant::now();
+                continue;
+            }
             let sample = Sample {
                 writes: done,
-                disk: disk_usage(dir)?,
+                disk,
                 written: proc_io()?.since(io0).write_bytes,
             };
             eprintln!(
@@ -284,6 +357,7 @@ fn churn_one(run: Run, plan: &ChurnPlan, dir: &Path) -> Result<Outcome> {
     latencies.sort_unstable();
     Ok(Outcome {
         load,
+        peak,
         samples,
         elapsed,
         latencies,
@@ -308,6 +382,7 @@ enum Line {
     WriteAmp,
     Cancelled,
     WriteCalls,
+    WriteCallAmp,
     Device,
     DeviceAmp,
     End,
@@ -318,7 +393,7 @@ enum Line {
     Closed,
 }
 
-const LINES: [Line; 18] = [
+const LINES: [Line; 19] = [
     Line::Load,
     Line::Elapsed,
     Line::Rate,
@@ -329,6 +404,7 @@ const LINES: [Line; 18] = [
     Line::WriteAmp,
     Line::Cancelled,
     Line::WriteCalls,
+    Line::WriteCallAmp,
     Line::Device,
     Line::DeviceAmp,
     Line::End,
@@ -353,14 +429,15 @@ impl Line {
             Line::P99 => "commit latency, p99".into(),
             Line::Max => "commit latency, max".into(),
             Line::Written => "bytes written to storage (process write_bytes)".into(),
-            Line::WriteAmp => "**write amplification** (write_bytes ÷ bytes committed)".into(),
+            Line::WriteAmp => "write amplification (write_bytes ÷ bytes committed)".into(),
             Line::Cancelled => "of which cancelled (cancelled_write_bytes)".into(),
             Line::WriteCalls => "bytes passed to write calls (wchar)".into(),
+            Line::WriteCallAmp => "write-call amplification (wchar ÷ bytes committed)".into(),
             Line::Device => "device: bytes written (whole device)".into(),
             Line::DeviceAmp => "device write amplification".into(),
             Line::End => "size at the end (open)".into(),
-            Line::EndAmp => "**space amplification at the end**".into(),
-            Line::Peak => "peak size (of the 11 samples)".into(),
+            Line::EndAmp => "space amplification at the end".into(),
+            Line::Peak => "peak size (sampled at every 1% of the writes)".into(),
             Line::PeakAmp => "peak space amplification".into(),
             Line::Close => "close".into(),
             Line::Closed => "size after close".into(),
@@ -379,17 +456,21 @@ impl Line {
             | Line::End
             | Line::Peak
             | Line::Closed => Metric::Bytes,
-            Line::WriteAmp | Line::DeviceAmp | Line::EndAmp | Line::PeakAmp => Metric::Factor,
+            Line::WriteAmp
+            | Line::WriteCallAmp
+            | Line::DeviceAmp
+            | Line::EndAmp
+            | Line::PeakAmp => Metric::Factor,
         }
     }
 
-    fn value(self, o: &Outcome, live: f64, committed: f64) -> Option<f64> {
-        let peak = o.samples.iter().map(|s| s.disk).max().unwrap_or(0) as f64;
+    fn value(self, o: &Outcome, plan: &ChurnPlan, live: f64, committed: f64) -> Option<f64> {
+        let peak = o.peak as f64;
         let end = o.samples.last().map_or(0, |s| s.disk) as f64;
         Some(match self {
             Line::Load => o.load.as_secs_f64() * 1e3,
             Line::Elapsed => o.elapsed.as_secs_f64() * 1e3,
-            Line::Rate => committed / o.elapsed.as_secs_f64().max(1e-9),
+            Line::Rate => plan.writes as f64 / o.elapsed.as_secs_f64().max(1e-9),
             Line::P50 => percentile(&o.latencies, 50.0) as f64 / 1e3,
             Line::P99 => percentile(&o.latencies, 99.0) as f64 / 1e3,
             Line::Max => o.latencies.last().copied().unwrap_or(0) as f64 / 1e3,
@@ -397,6 +478,7 @@ impl Line {
             Line::WriteAmp => o.io.write_bytes as f64 / committed,
             Line::Cancelled => o.io.cancelled_write_bytes as f64,
             Line::WriteCalls => o.io.wchar as f64,
+            Line::WriteCallAmp => o.io.wchar as f64 / committed,
             Line::Device => o.device? as f64,
             Line::DeviceAmp => o.device? as f64 / committed,
             Line::End => end,
@@ -441,6 +523,10 @@ pub fn run(args: &Args, parent: &Path, fs: &str, cores: usize) -> Result<()> {
         runs.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
     );
 
+    let per_small_write = write_bytes_per_small_write(tmp.path()).ok();
+    let idle_device = device_stat_file(tmp.path())
+        .and_then(|stat| idle_device_rate(&stat, Duration::from_secs(5)));
+    let load_before = load_average();
     let mut outcomes: Vec<Option<Outcome>> = Vec::new();
     let mut notes = Vec::new();
     for &run in &runs {
@@ -468,7 +554,11 @@ pub fn run(args: &Args, parent: &Path, fs: &str, cores: usize) -> Result<()> {
         let label = if tenth == 0 {
             "0 (after the load)".to_string()
         } else {
-            format!("{} ({}%)", count(plan.writes * tenth / TENTHS), tenth * 100 / TENTHS)
+            format!(
+                "{} ({}%)",
+                count(plan.writes * tenth / TENTHS),
+                tenth * 100 / TENTHS
+            )
         };
         let mut s_line = vec![label.clone()];
         let mut a_line = vec![label];
@@ -498,16 +588,13 @@ pub fn run(args: &Args, parent: &Path, fs: &str, cores: usize) -> Result<()> {
 
     let mut summary = Table::new(
         names.clone(),
-        LINES
-            .iter()
-            .map(|l| (l.label(plan), l.metric()))
-            .collect(),
+        LINES.iter().map(|l| (l.label(plan), l.metric())).collect(),
     );
     for (c, o) in outcomes.iter().enumerate() {
         for (r, line) in LINES.iter().enumerate() {
             let cell = match o {
                 None => Cell::Text("failed".into()),
-                Some(o) => match line.value(o, live, committed) {
+                Some(o) => match line.value(o, plan, live, committed) {
                     Some(v) => Cell::Value(v),
                     None => Cell::Text("n/a".into()),
                 },
@@ -516,12 +603,19 @@ pub fn run(args: &Args, parent: &Path, fs: &str, cores: usize) -> Result<()> {
         }
     }
 
+    let conditions = Conditions {
+        per_small_write,
+        idle_device,
+        load_before,
+        load_after: load_average(),
+    };
     let text = results_text(
         args,
         &runs,
         &space,
         &amp,
         &summary,
+        &conditions,
         &notes,
         fs,
         cores,
@@ -544,6 +638,7 @@ fn results_text(
     space: &[Vec<String>],
     amp: &[Vec<String>],
     summary: &Table,
+    conditions: &Conditions,
     notes: &[String],
     fs: &str,
     cores: usize,
@@ -606,18 +701,53 @@ fn results_text(
          compactions, journal and log writes), from the moment a page is dirtied, so pages \
          rewritten before write-back count again and pages of files deleted before \
          write-back count too (those are in cancelled_write_bytes); it does not count the \
-         file system's own journal. The device row is the block device's sectors-written \
-         counter over the churn: the whole machine's traffic, the file system journal \
-         included, so an upper bound. Size at the end: the last sample, database open; \
+         file system's own journal. wchar: bytes passed to write system calls over the \
+         churn, exact for what goes through them, but blind to pages written through memory \
+         maps (ScribeDB's memtable arenas are memory-mapped files). The device rows are the \
+         block device's sectors-written counter over the churn: the whole machine's traffic, \
+         the file system's journal and other processes included, so an upper bound. Size at the end: the last sample, database open; \
          size after close: after the handle is dropped. After each run every key is read \
          back and checked against its last value.\n\n",
     );
+    s.push_str("## Measurement conditions\n\n");
+    match conditions.per_small_write {
+        Some(n) => s.push_str(&format!(
+            "- A probe before the runs: one 100-byte write into a clean, cached region of a \
+             file written sequentially raised `write_bytes` by {n} bytes{}.\n",
+            if n > 4096 {
+                ": the page cache here holds folios larger than 4 KiB and the kernel counts a \
+                 whole folio when it is dirtied, so `write_bytes` overstates small scattered \
+                 writes (in place, or to memory-mapped files) many times over; the device \
+                 rows and `wchar` bound the real traffic"
+            } else {
+                " (one page)"
+            }
+        )),
+        None => s.push_str("- The `write_bytes` probe before the runs failed.\n"),
+    }
+    match conditions.idle_device {
+        Some(rate) => s.push_str(&format!(
+            "- The device took {}/s of writes from other processes during 5 s before the runs, \
+             while this program wrote nothing; the device rows include such traffic.\n",
+            Metric::Bytes.format(rate)
+        )),
+        None => s.push_str("- No block-device counters for the database directory.\n"),
+    }
+    s.push_str(&format!(
+        "- Load average (1, 5, 15 min) before the runs {}, after {}: other processes on the \
+         machine share its {cores} cores and its disk, and latencies move with them.\n\n",
+        conditions.load_before, conditions.load_after
+    ));
     s.push_str("## Engine settings\n\n");
     let mut seen = Vec::new();
     for run in runs {
         if !seen.contains(&run.kind) {
             seen.push(run.kind);
-            s.push_str(&format!("- **{}**: {}\n", run.kind.name(), run.kind.settings()));
+            s.push_str(&format!(
+                "- **{}**: {}\n",
+                run.kind.name(),
+                run.kind.settings()
+            ));
         }
     }
     if !notes.is_empty() {

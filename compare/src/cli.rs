@@ -180,9 +180,7 @@ pub fn parse_args() -> Result<Option<Args>> {
             "--churn-value" => churn.value = number("--churn-value", value())?,
             "--churn-reader" => churn.reader = true,
             "--recovery" => mode = Mode::Recovery,
-            "--recovery-writes" => {
-                recovery_writes = number_list("--recovery-writes", value())?
-            }
+            "--recovery-writes" => recovery_writes = number_list("--recovery-writes", value())?,
             "--dir" => dir = Some(PathBuf::from(value().ok_or("--dir needs a directory")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -292,9 +292,7 @@ pub fn results_text(
     let command = command_line(args);
     let mut s = String::new();
     s.push_str("# ScribeDB compared with other embedded key-value stores\n\n");
-    s.push_str(&format!(
-        "```text\n{command}\n```\n\n"
-    ));
+    s.push_str(&format!("```text\n{command}\n```\n\n"));
     s.push_str(&format!(
         "{} keys of {} random bytes with values of {} random bytes (fixed seed); \
          {} random gets per read run, {} range reads of {} entries; \
