@@ -278,9 +278,13 @@ impl Wal {
         let target = end.div_ceil(CHUNK) * CHUNK + CHUNK;
         if self.write_zeros(end.max(*allocated), target).is_err() {
             // Only the slack ahead of the record failed (a nearly full
-            // disk): whether this commit fits is for the record's own write
-            // to say. The log stays valid without slack: its end is found by
+            // disk): give back the zeros just written, so that the space
+            // they took is there for the record, whose own write says
+            // whether this commit fits. Nothing refers past the old length.
+            // The log stays valid without slack: its end is found by
             // checksum, and the end of the file ends it too.
+            let before = *allocated;
+            io::set_len(&self.file, &self.path, before)?;
             *allocated = self.file_len()?;
             return Ok(());
         }
