@@ -10,11 +10,67 @@
 //! first one's version is the one visible at the snapshot.
 
 use crate::error::Result;
+use crate::memtable::VisibleIter;
+use crate::segment::SegmentIter;
 
 /// A key's visible value, `None` for a tombstone.
 pub(crate) type Item<'a> = (&'a [u8], Option<&'a [u8]>);
 
-pub(crate) type Source<'a> = Box<dyn DoubleEndedIterator<Item = Result<Item<'a>>> + Send + 'a>;
+/// One source of a merge: a memtable or a segment (a concrete type each,
+/// so that a step is a direct call).
+pub(crate) enum Source<'a> {
+    Memtable(VisibleIter<'a>),
+    Segment(SegmentIter<'a>),
+    #[cfg(test)]
+    Other(Box<dyn DoubleEndedIterator<Item = Result<Item<'a>>> + Send + 'a>),
+}
+
+impl<'a> Source<'a> {
+    /// Ask for the memory the first forward step will read (a hint).
+    fn prefetch_front(&mut self, stage: Stage) {
+        match self {
+            Source::Memtable(it) => it.prefetch_front(stage == Stage::Slots),
+            Source::Segment(it) => it.prefetch_front(stage == Stage::Slots),
+            #[cfg(test)]
+            Source::Other(_) => {}
+        }
+    }
+}
+
+/// The two rounds of asking for memory ahead of the first step: first the
+/// hash slots of every source, then (once they have arrived together) what
+/// they name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Slots,
+    Entries,
+}
+
+impl<'a> Iterator for Source<'a> {
+    type Item = Result<Item<'a>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Source::Memtable(it) => it.next(),
+            Source::Segment(it) => it.next(),
+            #[cfg(test)]
+            Source::Other(it) => it.next(),
+        }
+    }
+}
+
+impl DoubleEndedIterator for Source<'_> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match self {
+            Source::Memtable(it) => it.next_back(),
+            Source::Segment(it) => it.next_back(),
+            #[cfg(test)]
+            Source::Other(it) => it.next_back(),
+        }
+    }
+}
 
 /// A double-ended iterator whose next item at either end can be peeked.
 /// When the middle runs dry, an end takes the item peeked at the other.
@@ -64,13 +120,18 @@ impl<I: DoubleEndedIterator> Ends<I> {
 /// newest version is a put.
 pub(crate) struct MergeIter<'a> {
     sources: Vec<Ends<Source<'a>>>,
+    /// Whether a forward step has been taken (the first one asks for the
+    /// sources' starting points together, so that their cache misses
+    /// overlap).
+    started: bool,
     done: bool,
 }
 
 impl<'a> MergeIter<'a> {
-    pub fn new(sources: Vec<Source<'a>>) -> Self {
+    pub fn new(sources: Vec<Ends<Source<'a>>>) -> Self {
         MergeIter {
-            sources: sources.into_iter().map(Ends::new).collect(),
+            sources,
+            started: false,
             done: false,
         }
     }
@@ -78,6 +139,14 @@ impl<'a> MergeIter<'a> {
     fn step(&mut self, back: bool) -> Option<Result<(&'a [u8], &'a [u8])>> {
         if self.done {
             return None;
+        }
+        if !back && !self.started {
+            self.started = true;
+            for stage in [Stage::Slots, Stage::Entries] {
+                for s in &mut self.sources {
+                    s.iter.prefetch_front(stage);
+                }
+            }
         }
         loop {
             // The source whose next key comes first in this direction; the
@@ -148,8 +217,10 @@ impl DoubleEndedIterator for MergeIter<'_> {
 mod tests {
     use super::*;
 
-    fn source(items: &'static [(&'static [u8], Option<&'static [u8]>)]) -> Source<'static> {
-        Box::new(items.iter().map(|&(k, v)| Ok((k, v))))
+    fn source(items: &'static [(&'static [u8], Option<&'static [u8]>)]) -> Ends<Source<'static>> {
+        Ends::new(Source::Other(Box::new(
+            items.iter().map(|&(k, v)| Ok((k, v))),
+        )))
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::coord::ViewFields;
 use crate::error::Result;
 use crate::manifest::{segment_file, Manifest};
 use crate::memtable::{Arenas, Kind, SkipList, VisibleIter};
-use crate::merge::{MergeIter, Source};
+use crate::merge::{Ends, MergeIter, Source};
 use crate::segment::Segment;
 use crate::wal::view::LogView;
 
@@ -140,31 +140,28 @@ impl View {
                 upper,
             ));
         }
-        let mut sources: Vec<Source<'_>> = Vec::new();
-        for arenas in std::iter::once(&self.active).chain(self.sealed.iter()) {
-            sources.push(Box::new(VisibleIter::new(
+        let mems = std::iter::once(&self.active).chain(self.sealed.iter());
+        let segs = self.l0.iter().chain(
+            self.runs
+                .iter()
+                .flat_map(|run| run.iter().filter(|s| overlaps(s, &lower, &upper))),
+        );
+        let mut sources = Vec::with_capacity(2 + self.l0.len() + self.runs.len());
+        for arenas in mems {
+            sources.push(Ends::new(Source::Memtable(VisibleIter::new(
                 SkipList::new(arenas),
                 snapshot,
                 true,
                 lower.clone(),
                 upper.clone(),
-            )));
+            ))));
         }
-        for seg in &self.l0 {
-            sources.push(Box::new(seg.visible(
+        for seg in segs {
+            sources.push(Ends::new(Source::Segment(seg.visible(
                 snapshot,
                 lower.clone(),
                 upper.clone(),
-            )));
-        }
-        for run in &self.runs {
-            for seg in run.iter().filter(|s| overlaps(s, &lower, &upper)) {
-                sources.push(Box::new(seg.visible(
-                    snapshot,
-                    lower.clone(),
-                    upper.clone(),
-                )));
-            }
+            ))));
         }
         Scan::Merged(MergeIter::new(sources))
     }

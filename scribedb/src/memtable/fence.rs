@@ -27,7 +27,10 @@ use arc_swap::ArcSwapOption;
 use super::arena::{key_prefix, Node};
 
 /// The level whose nodes are sampled.
-pub const FENCE_LEVEL: usize = 3;
+pub const FENCE_LEVEL: usize = 1;
+
+/// Prefixes per chunk of the two-level search.
+const CHUNK: usize = 64;
 
 /// Lists with fewer keys are searched from the head: their upper levels
 /// stay in the cache, and a sample would be rebuilt too often.
@@ -36,6 +39,9 @@ const MIN_KEYS: u64 = 4096;
 /// A sample of nodes at [`FENCE_LEVEL`], in key order.
 pub struct Fences {
     prefixes: Vec<u64>,
+    /// Every [`CHUNK`]th prefix: a search looks here first (a few lines,
+    /// always in the cache), then at one chunk of `prefixes`.
+    top: Vec<u64>,
     ptrs: Vec<u64>,
     /// `ends[i]` is where fence `i`'s key ends in `keys`.
     ends: Vec<u32>,
@@ -46,6 +52,7 @@ impl Fences {
     pub fn with_capacity(n: usize) -> Self {
         Fences {
             prefixes: Vec::with_capacity(n),
+            top: Vec::with_capacity(n / CHUNK + 1),
             ptrs: Vec::with_capacity(n),
             ends: Vec::with_capacity(n),
             keys: Vec::new(),
@@ -60,6 +67,9 @@ impl Fences {
         let Ok(end) = u32::try_from(self.keys.len() + key.len()) else {
             return false;
         };
+        if self.prefixes.len() % CHUNK == 0 {
+            self.top.push(key_prefix(key));
+        }
         self.prefixes.push(key_prefix(key));
         self.ptrs.push(node.ptr());
         self.keys.extend_from_slice(key);
@@ -76,14 +86,32 @@ impl Fences {
         &self.keys[start..self.ends[i] as usize]
     }
 
-    /// The pointer of the last fence whose key is below `key`, if any.
-    pub fn last_below(&self, key: &[u8]) -> Option<u64> {
+    /// The first index whose prefix is at least `prefix` (`len()` if none).
+    #[inline]
+    fn first_prefix_at_or_above(&self, prefix: u64) -> usize {
+        // The chunk before the first whose leading prefix reaches it holds
+        // the answer, or the answer is that chunk's start.
+        let c = self.top.partition_point(|&p| p < prefix);
+        let Some(start) = c.checked_sub(1).map(|c| c * CHUNK) else {
+            return 0;
+        };
+        let chunk = &self.prefixes[start..(start + CHUNK).min(self.prefixes.len())];
+        for line in chunk.chunks(8) {
+            crate::prefetch::prefetch(line.as_ptr());
+        }
+        start + chunk.partition_point(|&p| p < prefix)
+    }
+
+    /// The pointers of the last fence whose key is below `key` and of the
+    /// fence after it (0 for none): the search starts at the first, and
+    /// most likely ends at or just before the second.
+    pub fn around(&self, key: &[u8]) -> (Option<u64>, u64) {
         let prefix = key_prefix(key);
         // Prefixes decide unless they tie; ties compare the whole key.
-        let lo = self.prefixes.partition_point(|&p| p < prefix);
-        let hi = lo + self.prefixes[lo..].partition_point(|&p| p == prefix);
+        let lo = self.first_prefix_at_or_above(prefix);
         let mut at = lo;
-        if hi > lo {
+        if self.prefixes.get(lo) == Some(&prefix) {
+            let hi = lo + self.prefixes[lo..].partition_point(|&p| p == prefix);
             let (mut a, mut b) = (lo, hi);
             while a < b {
                 let mid = a + (b - a) / 2;
@@ -95,7 +123,10 @@ impl Fences {
             }
             at = a;
         }
-        at.checked_sub(1).map(|i| self.ptrs[i])
+        (
+            at.checked_sub(1).map(|i| self.ptrs[i]),
+            self.ptrs.get(at).copied().unwrap_or(0),
+        )
     }
 }
 

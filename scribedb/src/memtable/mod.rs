@@ -31,8 +31,8 @@ pub(crate) struct VisibleIter<'a> {
     tombstones: bool,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
-    /// Next node to examine going forward; `None` before the first step.
-    front: Option<Option<Node<'a>>>,
+    /// Where the front stands.
+    front: Front<'a>,
     /// Last key yielded going forward / backward: the two ends never cross.
     last_front: Option<&'a [u8]>,
     last_back: Option<&'a [u8]>,
@@ -45,6 +45,20 @@ pub(crate) struct VisibleIter<'a> {
 
 /// The visible version of a key, and the first node of the next key.
 type VisibleNode<'a> = (Option<Node<'a>>, Option<Node<'a>>);
+
+/// The position of a forward scan.
+#[derive(Clone, Copy)]
+enum Front<'a> {
+    /// Before the first step.
+    Unpositioned,
+    /// At the first node of a key (`None`: past the end).
+    At(Option<Node<'a>>),
+    /// Just after yielding this node, the newest version of its key: the
+    /// key's older versions are passed over at the next step, so a scan
+    /// that stops here (or a merge that never takes its next key) does not
+    /// wait for the node after it.
+    Yielded(Node<'a>),
+}
 
 /// The exclusive end of the next backward batch.
 #[derive(Clone, Copy)]
@@ -91,12 +105,28 @@ impl<'a> VisibleIter<'a> {
             tombstones,
             lower,
             upper,
-            front: None,
+            front: Front::Unpositioned,
             last_front: None,
             last_back: None,
             back_batch: Vec::new(),
             back_end: BackEnd::Upper,
             done: false,
+        }
+    }
+
+    /// Ask for what the first forward step reads: the lower bound's key
+    /// index slot (`slots`), else the fences around it. A hint only, for a
+    /// merge that starts several sources at once.
+    pub fn prefetch_front(&self, slots: bool) {
+        if !matches!(self.front, Front::Unpositioned) {
+            return;
+        }
+        if let Bound::Included(l) | Bound::Excluded(l) = &self.lower {
+            if slots {
+                self.list.prefetch_slot(l);
+            } else {
+                self.list.prefetch_fences(l);
+            }
         }
     }
 
@@ -132,25 +162,58 @@ impl<'a> VisibleIter<'a> {
     }
 
     fn step_front(&mut self) -> Result<Option<Visible<'a>>> {
-        let mut cur = match self.front.take() {
-            Some(cur) => cur,
-            None => self.seek_front()?,
+        let mut cur = match self.front {
+            Front::Unpositioned => self.seek_front()?,
+            Front::At(cur) => cur,
+            Front::Yielded(node) => self.next_key(node)?,
         };
         while let Some(node) = cur {
             let key = node.key();
             if !below_upper(key, &self.upper) || self.last_back.is_some_and(|b| key >= b) {
                 break;
             }
+            if node.ts <= self.snapshot {
+                // The newest version is the visible one (the common case):
+                // the rest of the key is passed over at the next step, and
+                // the node after it is asked for meanwhile.
+                if let Some(item) = self.item(key, Some(node))? {
+                    self.list.prefetch_next(&node);
+                    self.front = Front::Yielded(node);
+                    self.last_front = Some(key);
+                    return Ok(Some(item));
+                }
+                cur = self.next_key(node)?;
+                continue;
+            }
             let (visible, after) = self.visible_version(node)?;
             cur = after;
             if let Some(item) = self.item(key, visible)? {
-                self.front = Some(cur);
+                self.front = Front::At(cur);
                 self.last_front = Some(key);
                 return Ok(Some(item));
             }
         }
-        self.front = Some(None);
+        self.front = Front::At(None);
         Ok(None)
+    }
+
+    /// The first node of the key after `node`'s.
+    fn next_key(&self, node: Node<'a>) -> Result<Option<Node<'a>>> {
+        let key = node.key();
+        let mut v = node;
+        loop {
+            let Some(next) = self.list.next(&v)? else {
+                return Ok(None);
+            };
+            match cmp_keys(next.key(), key) {
+                Ordering::Greater => {
+                    next.prefetch_value();
+                    return Ok(Some(next));
+                }
+                Ordering::Equal if next.ts < v.ts => v = next,
+                _ => return Err(next.corrupted("link leads backwards (a cycle in a corrupt file)")),
+            }
+        }
     }
 
     /// From the newest version of a key, the version visible at the

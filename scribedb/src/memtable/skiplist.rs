@@ -78,6 +78,13 @@ impl<'a> SkipList<'a> {
         self.follow(node.next(0))
     }
 
+    /// Ask for the node after `node` at level 0, ahead of a
+    /// [`next`](Self::next). A hint only.
+    #[inline]
+    pub fn prefetch_next(&self, node: &Node<'a>) {
+        self.arenas.prefetch_node(node.next(0));
+    }
+
     fn follow(&self, ptr: u64) -> Result<Option<Node<'a>>> {
         if ptr == 0 {
             Ok(None)
@@ -199,9 +206,33 @@ impl<'a> SkipList<'a> {
         let Some(fences) = cache.get() else {
             return Ok(None);
         };
-        match fences.as_ref().and_then(|f| f.last_below(key)) {
+        let Some(fences) = fences.as_ref() else {
+            return Ok(None);
+        };
+        let (before, after) = fences.around(key);
+        // Asked for while the fence before is read.
+        self.arenas.prefetch_node(after);
+        match before {
             Some(ptr) => self.node(ptr).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// Ask for the key index slot of `key` (a hint).
+    pub fn prefetch_slot(&self, key: &[u8]) {
+        if let Ok(Some(index)) = KeyIndex::open(self.arenas) {
+            index.prefetch(key);
+        }
+    }
+
+    /// Ask for the fence nodes a search for `key` will start from (a hint).
+    pub fn prefetch_fences(&self, key: &[u8]) {
+        if let Some(fences) = self.arenas.fences().get() {
+            if let Some(fences) = fences.as_ref() {
+                let (before, after) = fences.around(key);
+                self.arenas.prefetch_node(before.unwrap_or(0));
+                self.arenas.prefetch_node(after);
+            }
         }
     }
 
@@ -839,5 +870,77 @@ mod tests {
             .collect();
         assert_eq!(entries.len() as u64, len);
         assert!(entries == expected, "level 0 differs from the model");
+    }
+
+    #[test]
+    fn searches_from_fences_find_what_searches_from_the_head_find() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("log");
+        std::fs::write(&log_path, b"").unwrap();
+        let log = Arc::new(LogView::open(&log_path).unwrap());
+        let arenas = Arenas::new(dir.path(), 1, 8 << 20, log);
+        let count = AtomicU64::new(0);
+        SkipList::init(&arenas, &count, 11).unwrap();
+        let list = SkipList::new(&arenas);
+
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Keys with a shared 8-byte prefix as well, so that fences tie.
+        let key = |r: u64| -> Vec<u8> {
+            if r % 3 == 0 {
+                [
+                    &b"samepref"[..],
+                    &(r >> 20).to_be_bytes()[..(r % 9) as usize],
+                ]
+                .concat()
+            } else {
+                (r >> 8).to_be_bytes()[..1 + (r % 8) as usize].to_vec()
+            }
+        };
+        let mut model: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+        let mut len = 0u64;
+        let check = |model: &BTreeMap<Vec<u8>, Vec<u64>>, probe: &mut dyn FnMut() -> u64| {
+            for _ in 0..3000 {
+                let k = key(probe());
+                let got = list.seek_ge(&k, u64::MAX).unwrap();
+                let want = model.range(k.clone()..).next();
+                assert_eq!(
+                    got.map(|n| (n.key().to_vec(), n.ts)),
+                    want.map(|(k, tss)| (k.clone(), tss[0])),
+                    "seek {k:?}"
+                );
+                // A search from the head agrees.
+                let limit = Some(key_prefix(&k));
+                let before = |n: &Node<'_>| cmp_entry(n, &k, u64::MAX) == Ordering::Less;
+                let head = match list.last_where(limit, before).unwrap() {
+                    Some(n) => list.next(&n).unwrap(),
+                    None => list.first().unwrap(),
+                };
+                assert_eq!(head.map(|n| n.ptr()), got.map(|n| n.ptr()));
+            }
+        };
+        for (ts, n) in [(1u64, 20_000u64), (2, 3_000), (3, 9_000)] {
+            let keys: std::collections::BTreeSet<Vec<u8>> = (0..n).map(|_| key(next())).collect();
+            let mut ins = Inserter::new(&arenas, &count, ts).unwrap();
+            ins.reserve(keys.len()).unwrap();
+            let entries = keys.iter().map(|k| SpreadEntry {
+                key: k,
+                kind: Kind::Put,
+                value: StoredValue::Inline(b"v"),
+            });
+            ins.insert_all(ts, len, keys.len() as u64, entries).unwrap();
+            len += keys.len() as u64;
+            for k in keys {
+                model.entry(k).or_default().insert(0, ts);
+            }
+            // The second round searches a stale sample; the others a new one.
+            check(&model, &mut next);
+            assert!(arenas.fences().get().is_some());
+        }
     }
 }

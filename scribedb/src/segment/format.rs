@@ -12,7 +12,9 @@ use crate::entry::Kind;
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 8] = *b"SCRBSEG\0";
-pub const VERSION: u32 = 1;
+/// Version 2: block checksums instead of one per entry, and a 16-byte
+/// entry header.
+pub const VERSION: u32 = 2;
 
 // Header, at offset 0.
 pub const H_MAGIC: usize = 0; // [u8; 8]
@@ -29,19 +31,45 @@ pub const HEADER: usize = H_CRC + 4;
 const _: () = assert!(HEADER == 64);
 
 // Entry, 8-byte aligned, in the data section.
-pub const E_KEY_LEN: usize = 0; // u32
-pub const E_KIND: usize = E_KEY_LEN + 4; // u8
-pub const E_RESERVED: usize = E_KIND + 1; // [u8; 3], zero
-pub const E_TS: usize = E_RESERVED + 3; // u64
-pub const E_VALUE_LEN: usize = E_TS + 8; // u32
-pub const E_CRC: usize = E_VALUE_LEN + 4; // u32 over [0, E_CRC) ++ key ++ value
-pub const E_KEY: usize = E_CRC + 4;
-const _: () = assert!(E_KEY == 24);
+pub const E_TS: usize = 0; // u64
+pub const E_KEY_LEN: usize = E_TS + 8; // u32: key length (low 24 bits), kind (high 8)
+pub const E_VALUE_LEN: usize = E_KEY_LEN + 4; // u32
+pub const E_KEY: usize = E_VALUE_LEN + 4;
+const _: () = assert!(E_KEY == 16);
+/// Longest key an entry can hold (its length has 24 bits).
+pub const MAX_KEY_LEN: usize = (1 << 24) - 1;
+/// Smallest entry: the header and a one-byte key, padded.
+pub const MIN_ENTRY: usize = entry_size(1, 0);
+
+/// The data section is checksummed in blocks of this many bytes of the
+/// file: block `b` covers `[b × BLOCK, (b + 1) × BLOCK)` within
+/// `[HEADER, data_end)`.
+pub const BLOCK: usize = 4096;
+
+/// Blocks of a data section ending at `data_end` (at least one).
+#[inline]
+pub fn block_count(data_end: u64) -> u64 {
+    data_end.div_ceil(BLOCK as u64)
+}
+
+/// Bytes of the block checksum table: a `u32` per block, padded to 8.
+#[inline]
+pub fn block_table_len(blocks: u64) -> u64 {
+    (4 * blocks + 7) & !7
+}
+
+/// The bytes block `b` covers, as file offsets.
+#[inline]
+pub fn block_range(b: usize, data_end: usize) -> (usize, usize) {
+    ((b * BLOCK).max(HEADER), ((b + 1) * BLOCK).min(data_end))
+}
 
 // Footer, the last bytes of the file.
 pub const F_TABLE_CRC: usize = 0; // u32
 pub const F_INDEX_CRC: usize = F_TABLE_CRC + 4; // u32
-pub const F_TOMBSTONES: usize = F_INDEX_CRC + 4; // u64
+pub const F_BLOCKS_CRC: usize = F_INDEX_CRC + 4; // u32
+pub const F_ZERO: usize = F_BLOCKS_CRC + 4; // u32, zero
+pub const F_TOMBSTONES: usize = F_ZERO + 4; // u64
 pub const F_MIN_TS: usize = F_TOMBSTONES + 8; // u64
 pub const F_MAX_TS: usize = F_MIN_TS + 8; // u64
 pub const F_NEWEST_PUT_BYTES: usize = F_MAX_TS + 8; // u64
@@ -90,28 +118,56 @@ pub fn slot_offset(slot: u64) -> u64 {
 
 /// Bytes an entry occupies, padding included.
 #[inline]
-pub fn entry_size(key_len: usize, value_len: usize) -> usize {
+pub const fn entry_size(key_len: usize, value_len: usize) -> usize {
     (E_KEY + key_len + value_len + 7) & !7
 }
 
-/// The fixed part of an entry, whose checksum still has to be appended
-/// with the key and the value.
+/// The header of an entry (`key.len()` must be at most [`MAX_KEY_LEN`]).
 pub fn encode_entry_head(key: &[u8], ts: u64, kind: Kind, value: &[u8]) -> [u8; E_KEY] {
+    debug_assert!(key.len() <= MAX_KEY_LEN);
     let mut head = [0u8; E_KEY];
-    head[E_KEY_LEN..E_KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    head[E_KIND] = kind as u8;
     head[E_TS..E_TS + 8].copy_from_slice(&ts.to_le_bytes());
+    let key_len = key.len() as u32 | (kind as u32) << 24;
+    head[E_KEY_LEN..E_KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
     head[E_VALUE_LEN..E_VALUE_LEN + 4].copy_from_slice(&(value.len() as u32).to_le_bytes());
-    let crc = entry_crc(&head[..E_CRC], key, value);
-    head[E_CRC..E_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     head
 }
 
+/// Where an entry lies, from its header: checked to be inside the data
+/// section, not yet checksummed.
+#[derive(Clone, Copy)]
+pub struct Span {
+    pub offset: usize,
+    pub key_len: usize,
+    pub value_len: usize,
+    /// The end of the value (padding excluded).
+    pub end: usize,
+}
+
+/// The entry at `offset` of `buf`, which must lie in `[HEADER, data_end)`:
+/// bounds only. The caller verifies the checksums of the blocks from
+/// `offset` to `end` before [`decode_entry`] trusts the bytes.
 #[inline]
-fn entry_crc(fixed: &[u8], key: &[u8], value: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(fixed);
-    let crc = crc32c::crc32c_append(crc, key);
-    crc32c::crc32c_append(crc, value)
+pub fn entry_span(buf: &[u8], data_end: usize, offset: u64, path: &Path) -> Result<Span> {
+    let bad = |what: &str| Error::corrupted(path, offset, format!("segment entry: {what}"));
+    let data_end = data_end.min(buf.len());
+    let off = match usize::try_from(offset) {
+        Ok(o) if o & 7 == 0 && o >= HEADER && o <= data_end.saturating_sub(E_KEY) => o,
+        _ => return Err(bad("offset outside the data section or misaligned")),
+    };
+    let key_len = (le_u32(buf, off + E_KEY_LEN) & MAX_KEY_LEN as u32) as usize;
+    let value_len = le_u32(buf, off + E_VALUE_LEN) as usize;
+    // Both lengths are below 2^32, so the sum cannot overflow a 64-bit usize.
+    let end = off + E_KEY + key_len + value_len;
+    if end > data_end {
+        return Err(bad("key or value runs past the data section"));
+    }
+    Ok(Span {
+        offset: off,
+        key_len,
+        value_len,
+        end,
+    })
 }
 
 /// One decoded entry: borrowed from the bytes it was decoded from.
@@ -125,46 +181,26 @@ pub struct RawEntry<'a> {
     pub next: usize,
 }
 
-/// Decode the entry at `offset` of `buf`, which must lie in
-/// `[HEADER, data_end)`, and verify its checksum. This is the one place
-/// entry data is checked.
-pub fn decode_entry<'a>(
-    buf: &'a [u8],
-    data_end: usize,
-    offset: u64,
-    path: &Path,
-) -> Result<RawEntry<'a>> {
-    let bad = |what: &str| Error::corrupted(path, offset, format!("segment entry: {what}"));
-    let data_end = data_end.min(buf.len());
-    let off = match usize::try_from(offset) {
-        Ok(o) if o & 7 == 0 && o >= HEADER && o <= data_end.saturating_sub(E_KEY) => o,
-        _ => return Err(bad("offset outside the data section or misaligned")),
-    };
-    let key_len = le_u32(buf, off + E_KEY_LEN) as usize;
-    let value_len = le_u32(buf, off + E_VALUE_LEN) as usize;
-    // Both lengths are below 2^32, so the sum cannot overflow a 64-bit usize.
-    let key_at = off + E_KEY;
-    let value_at = key_at + key_len;
-    let end = value_at + value_len;
-    if end > data_end {
-        return Err(bad("key or value runs past the data section"));
+/// Decode the entry at `span`, whose bytes have been verified.
+#[inline]
+pub fn decode_entry<'a>(buf: &'a [u8], span: Span, path: &Path) -> Result<RawEntry<'a>> {
+    let off = span.offset;
+    let bad = |what: &str| Error::corrupted(path, off as u64, format!("segment entry: {what}"));
+    let kind = Kind::from_code(buf[off + E_KEY_LEN + 3]).ok_or_else(|| bad("unknown kind"))?;
+    if span.key_len == 0 {
+        return Err(bad("empty key"));
     }
-    let key = &buf[key_at..value_at];
-    let value = &buf[value_at..end];
-    let stored = le_u32(buf, off + E_CRC);
-    if entry_crc(&buf[off..off + E_CRC], key, value) != stored {
-        return Err(bad("checksum mismatch"));
-    }
-    let kind = Kind::from_code(buf[off + E_KIND]).ok_or_else(|| bad("unknown kind"))?;
-    if kind == Kind::Delete && value_len != 0 {
+    if kind == Kind::Delete && span.value_len != 0 {
         return Err(bad("tombstone with a value"));
     }
+    let key_at = off + E_KEY;
+    let value_at = key_at + span.key_len;
     Ok(RawEntry {
-        key,
+        key: &buf[key_at..value_at],
         ts: le_u64(buf, off + E_TS),
         kind,
-        value,
-        next: (end + 7) & !7,
+        value: &buf[value_at..span.end],
+        next: (span.end + 7) & !7,
     })
 }
 

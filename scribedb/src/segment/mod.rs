@@ -4,23 +4,29 @@
 //!
 //! ```text
 //! segment file  (all integers little-endian; sections 8-byte aligned)
-//! ┌──────────────┬──────────────────────┬──────────────┬──────────────┬────────┐
-//! │ header (64 B)│ data: entry entry …  │ offset table │ hash index   │ footer │
-//! │              │ (sorted, contiguous) │ u64 × entries│ u64 × slots  │        │
-//! └──────────────┴──────────────────────┴──────────────┴──────────────┴────────┘
-//! 0              64                     data_end                 footer_off    size
+//! ┌──────────┬─────────────────┬────────────┬──────────────┬─────────────┬────────┐
+//! │ header   │ data: entries,  │ block      │ offset table │ hash index  │ footer │
+//! │ (64 B)   │ sorted, packed  │ crcs       │ u64 × entries│ u64 × slots │        │
+//! └──────────┴─────────────────┴────────────┴──────────────┴─────────────┴────────┘
+//! 0          64                data_end     table_off      index_off     footer_off
 //!
 //! header
-//!   0  magic "SCRBSEG\0"    8  version u32 (1)    12 flags u32 (0)
+//!   0  magic "SCRBSEG\0"    8  version u32 (2)    12 flags u32 (0)
 //!   16 hash seed u64        24 entries u64        32 keys u64
 //!   40 data_end u64         48 index slots u64    56 footer_len u32
 //!   60 crc32c of bytes 0..60
 //!
 //! entry (at an 8-byte aligned offset; the next entry follows its padding)
-//!   0  key_len u32   4 kind u8 (1 put, 2 delete)   5 reserved [u8; 3] (0)
-//!   8  ts u64        16 value_len u32
-//!   20 crc32c of bytes 0..20 ++ key ++ value
-//!   24 key, value, zero padding to a multiple of 8
+//!   0  ts u64
+//!   8  key_len u32: key length in the low 24 bits, kind in the high 8
+//!      (1 put, 2 delete)
+//!   12 value_len u32
+//!   16 key, value, zero padding to a multiple of 8
+//!
+//! block crcs     crc32c of each 4 KiB block of the data section: block b
+//!                covers file bytes [4096 b, 4096 (b + 1)) within
+//!                [64, data_end); ceil(data_end / 4096) blocks; zero
+//!                padding to 8 bytes
 //!
 //! offset table   entry i's file offset, u64, for i in 0..entries
 //!
@@ -30,17 +36,19 @@
 //!
 //! footer (the last footer_len bytes)
 //!   0  crc32c of offset table u32     4  crc32c of hash index u32
-//!   8  tombstones u64     16 min_ts u64     24 max_ts u64
-//!   32 newest_put_bytes u64
-//!   40 first_key_len u32  44 last_key_len u32
-//!   48 first key, last key
+//!   8  crc32c of block crcs u32       12 zero u32
+//!   16 tombstones u64     24 min_ts u64     32 max_ts u64
+//!   40 newest_put_bytes u64
+//!   48 first_key_len u32  52 last_key_len u32
+//!   56 first key, last key
 //!   .. crc32c of the footer's preceding bytes u32
 //! ```
 //!
-//! The file's size must be exactly `data_end + 8 × entries + 8 × slots +
-//! footer_len`, so a truncated or extended file is rejected at open.
-//! Keys are at least one byte; a value is below 4 GiB (its length is a
-//! `u32`); the data section is below 8 TiB (the offset bits of a slot).
+//! The file's size must be exactly `data_end + block table + 8 × entries +
+//! 8 × slots + footer_len`, so a truncated or extended file is rejected at
+//! open. Keys are 1 byte to 16 MiB − 1; a value is below 4 GiB (its length
+//! is a `u32`); the data section is below 8 TiB (the offset bits of a
+//! slot).
 //!
 //! **Point reads.** The key's hash is XXH3-64 under the seed in the header
 //! (random per file, so keys cannot be chosen in advance to collide). The
@@ -51,21 +59,30 @@
 //! follow that entry contiguously, newest first; the read walks forward to
 //! the first with a timestamp at or below the snapshot.
 //!
-//! **Ranges** use the offset table: binary search for the bounds, then
-//! whole keys from either end.
+//! **Ranges** start through the hash index when the bound is a key of the
+//! segment, else by binary search of the offset table; then whole keys
+//! from either end. A merge can ask for a scan's hash slot and then its
+//! entry ahead of its first step (`SegmentIter::prefetch_front`), so that
+//! the misses of several sources overlap.
 //!
 //! **Integrity.** The file is untrusted. Opening checks the header, the
 //! footer, the sizes of all sections against the file and the checksums of
-//! the offset table and the index (all small); entries are checked one by
-//! one, checksum included, whenever they are decoded. Damage is an
-//! `Error::Corrupted` naming the file and offset, never a panic or a read
-//! outside the mapping.
+//! the block table, the offset table and the index (all small). Entry
+//! data is checked by block: each decode checks the entry's bounds, then
+//! that every block it lies in has been verified in this process, checking
+//! the block's crc32c first if not, and only then reads the entry. A
+//! segment keeps one bit per block (atomics, set once and never cleared:
+//! the mapping is immutable), so each block is checksummed once per
+//! process, not each entry at every read. Damage is an `Error::Corrupted`
+//! naming the file and offset, never a panic or a read outside the
+//! mapping.
 //!
-//! **Writing.** Entries stream through a large buffer; the offset table
-//! and the index are built in memory (8 bytes per entry, 16 per key) and
-//! written at `finish`, then the footer, and last the header (in place of
-//! the zeros written at the start), before the file's data is synced. A
-//! writer dropped before `finish` removes its file.
+//! **Writing.** Entries stream through a large buffer, their block
+//! checksums computed on the way; the block table, the offset table and
+//! the index are built in memory (4 bytes per block, 8 per entry, 16 per
+//! key) and written at `finish`, then the footer, and last the header (in
+//! place of the zeros written at the start), before the file's data is
+//! synced. A writer dropped before `finish` removes its file.
 
 mod format;
 mod reader;

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
@@ -28,13 +29,21 @@ pub(crate) struct Segment {
     seed: u64,
     entries: usize,
     data_end: usize,
+    /// Offsets of the block checksum table and the offset table.
+    blocks_off: usize,
+    table_off: usize,
     index_off: usize,
     slots: usize,
+    /// One bit per block of the data section: its checksum has been
+    /// verified in this process. Set once, never cleared; the mapping is
+    /// immutable, so a verified block stays verified.
+    verified: Box<[AtomicU64]>,
 }
 
 impl Segment {
-    /// Map `path` and validate its header, footer, offset table and index.
-    /// Entry data is checked entry by entry as it is read.
+    /// Map `path` and validate its header, footer, block checksum table,
+    /// offset table and index. Entry data is checked block by block, the
+    /// first time this process reads each block.
     pub fn open(path: &Path) -> Result<Segment> {
         let file = File::open(path).ctx(|| format!("opening segment {}", path.display()))?;
         let len = file
@@ -98,7 +107,7 @@ impl Segment {
         if data_end < HEADER as u64 || data_end & 7 != 0 || data_end > MAX_DATA_END {
             return Err(bad_header(H_DATA_END, "data section end out of range"));
         }
-        if entries > (data_end - HEADER as u64) / E_KEY as u64 {
+        if entries > (data_end - HEADER as u64) / MIN_ENTRY as u64 {
             return Err(bad_header(
                 H_ENTRIES,
                 "more entries than fit in the data section",
@@ -113,7 +122,9 @@ impl Segment {
         if footer_len < FOOTER_FIXED as u64 {
             return Err(bad_header(H_FOOTER_LEN, "footer too short"));
         }
-        let index_off = data_end + 8 * entries; // entries < 2^40: no overflow
+        let blocks = block_count(data_end);
+        let table_off = data_end + block_table_len(blocks);
+        let index_off = table_off + 8 * entries; // entries < 2^40: no overflow
         let footer_off = slots
             .checked_mul(8)
             .and_then(|n| n.checked_add(index_off))
@@ -125,9 +136,13 @@ impl Segment {
             ));
         };
         // Everything is inside the mapping now, so these conversions hold.
-        let (data_end, index_off, footer_off) =
-            (data_end as usize, index_off as usize, footer_off as usize);
-        let (entries_n, slots_n) = (entries as usize, slots as usize);
+        let (data_end, table_off, index_off, footer_off) = (
+            data_end as usize,
+            table_off as usize,
+            index_off as usize,
+            footer_off as usize,
+        );
+        let (entries_n, slots_n, blocks_n) = (entries as usize, slots as usize, blocks as usize);
 
         // Footer.
         let footer = &buf[footer_off..];
@@ -148,6 +163,12 @@ impl Segment {
                 "segment footer key lengths do not match its size".into(),
             ));
         }
+        if le_u32(footer, F_ZERO) != 0 {
+            return Err(corrupted(
+                (footer_off + F_ZERO) as u64,
+                "segment footer: reserved field is not zero".into(),
+            ));
+        }
         let tombstones = le_u64(footer, F_TOMBSTONES);
         if tombstones > entries {
             return Err(corrupted(
@@ -156,10 +177,17 @@ impl Segment {
             ));
         }
 
-        let table = &buf[data_end..index_off];
-        if crc32c::crc32c(table) != le_u32(footer, F_TABLE_CRC) {
+        let block_table = &buf[data_end..table_off];
+        if crc32c::crc32c(block_table) != le_u32(footer, F_BLOCKS_CRC) {
             return Err(corrupted(
                 data_end as u64,
+                "segment block checksum table mismatch".into(),
+            ));
+        }
+        let table = &buf[table_off..index_off];
+        if crc32c::crc32c(table) != le_u32(footer, F_TABLE_CRC) {
+            return Err(corrupted(
+                table_off as u64,
                 "segment offset table checksum mismatch".into(),
             ));
         }
@@ -190,8 +218,13 @@ impl Segment {
             seed,
             entries: entries_n,
             data_end,
+            blocks_off: data_end,
+            table_off,
             index_off,
             slots: slots_n,
+            verified: (0..blocks_n.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         })
     }
 
@@ -234,7 +267,38 @@ impl Segment {
     /// The newest version of `key` (its entry, with its offset in `next`'s
     /// place known to the caller through `offset`), through the hash index.
     fn find_newest(&self, key: &[u8]) -> Result<Option<RawEntry<'_>>> {
-        let hash = hash_key(key, self.seed);
+        self.find_newest_hashed(key, hash_key(key, self.seed))
+    }
+
+    /// Ask for the hash index slot of a key hashing to `hash` (a hint).
+    fn prefetch_slot(&self, hash: u64) {
+        let at = self.index_off + 8 * (hash as usize & (self.slots - 1));
+        crate::prefetch::prefetch(self.map.as_ptr().wrapping_add(at));
+    }
+
+    /// Ask for the first bytes of the entry the slots name for a key
+    /// hashing to `hash`, if any (a hint: the slots are read, the entry
+    /// is not).
+    fn prefetch_named(&self, hash: u64) {
+        let mask = self.slots - 1;
+        let mut at = hash as usize & mask;
+        for _ in 0..8 {
+            let slot = le_u64(&self.map, self.index_off + 8 * at);
+            if slot == 0 {
+                return;
+            }
+            if slot_tag_matches(slot, hash) {
+                let p = self.map.as_ptr().wrapping_add(slot_offset(slot) as usize);
+                for line in 0..PREFETCH_LINES {
+                    crate::prefetch::prefetch(p.wrapping_add(64 * line));
+                }
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn find_newest_hashed(&self, key: &[u8], hash: u64) -> Result<Option<RawEntry<'_>>> {
         let mask = self.slots - 1;
         let mut at = hash as usize & mask;
         for _ in 0..self.slots {
@@ -258,11 +322,11 @@ impl Segment {
     }
 
     /// File offset of entry `i` (`data_end` for `i == len()`).
-    fn offset_of(&self, i: usize) -> usize {
+    pub(super) fn offset_of(&self, i: usize) -> usize {
         if i >= self.entries {
             self.data_end
         } else {
-            le_u64(&self.map, self.data_end + 8 * i) as usize
+            le_u64(&self.map, self.table_off + 8 * i) as usize
         }
     }
 
@@ -282,7 +346,7 @@ impl Segment {
                 ),
             ));
         }
-        let offset = le_u64(&self.map, self.data_end + 8 * i);
+        let offset = le_u64(&self.map, self.table_off + 8 * i);
         let e = self.decode_at(offset)?;
         Ok(Version {
             key: e.key,
@@ -336,12 +400,22 @@ impl Segment {
             front: None,
             ahead: None,
             back: None,
+            hash: None,
             done: false,
         }
     }
 
     /// The first entry at or after the lower bound, decoded, if any.
-    fn front_start(&self, lower: &Bound<Vec<u8>>) -> Result<Option<RawEntry<'_>>> {
+    /// `hash`: the bound's hash, if known.
+    fn front_start(
+        &self,
+        lower: &Bound<Vec<u8>>,
+        hash: Option<u64>,
+    ) -> Result<Option<RawEntry<'_>>> {
+        let find = |k: &[u8]| match hash {
+            Some(h) => self.find_newest_hashed(k, h),
+            None => self.find_newest(k),
+        };
         let at = |off: usize| {
             (off < self.data_end)
                 .then(|| self.decode_at(off as u64))
@@ -349,11 +423,11 @@ impl Segment {
         };
         match lower {
             Bound::Unbounded => at(self.offset_of(0)),
-            Bound::Included(k) => match self.find_newest(k)? {
+            Bound::Included(k) => match find(k)? {
                 Some(e) => Ok(Some(e)),
                 None => at(self.offset_of(self.lower_bound(k)?)),
             },
-            Bound::Excluded(k) => match self.find_newest(k)? {
+            Bound::Excluded(k) => match find(k)? {
                 Some(mut e) => loop {
                     match at(e.next)? {
                         Some(n) if n.key == k.as_slice() => e = n,
@@ -374,10 +448,48 @@ impl Segment {
         }
     }
 
+    /// Decode the entry at `offset`, verifying the checksums of the blocks
+    /// it lies in unless this process has already verified them. This is
+    /// the one place entry data is checked.
+    #[inline]
     fn decode_at(&self, offset: u64) -> Result<RawEntry<'_>> {
-        decode_entry(&self.map, self.data_end, offset, &self.path)
+        let span = entry_span(&self.map, self.data_end, offset, &self.path)?;
+        // An entry is at least a header long, so `end > offset`.
+        for b in span.offset / BLOCK..=(span.end - 1) / BLOCK {
+            if !self.is_verified(b) {
+                self.verify_block(b)?;
+            }
+        }
+        decode_entry(&self.map, span, &self.path)
+    }
+
+    #[inline]
+    fn is_verified(&self, b: usize) -> bool {
+        self.verified[b / 64].load(Ordering::Relaxed) & (1 << (b % 64)) != 0
+    }
+
+    /// Check block `b`'s bytes against its checksum and remember that it
+    /// passed. Readers racing on one block may both compute it; either
+    /// sets the bit (the bytes, being immutable, give both the same
+    /// answer), so relaxed atomics suffice.
+    #[cold]
+    fn verify_block(&self, b: usize) -> Result<()> {
+        let (start, end) = block_range(b, self.data_end);
+        let stored = le_u32(&self.map, self.blocks_off + 4 * b);
+        if crc32c::crc32c(&self.map[start..end]) != stored {
+            return Err(Error::corrupted(
+                &self.path,
+                start as u64,
+                "segment block checksum mismatch",
+            ));
+        }
+        self.verified[b / 64].fetch_or(1 << (b % 64), Ordering::Relaxed);
+        Ok(())
     }
 }
+
+/// Cache lines of an entry asked for ahead of a scan's first step.
+const PREFETCH_LINES: usize = 4;
 
 /// Iterator over the keys of a segment visible at a snapshot; see
 /// [`Segment::visible`]. The front walks the data section by offset; the
@@ -395,6 +507,8 @@ pub(crate) struct SegmentIter<'a> {
     /// version to see where the key ends).
     ahead: Option<RawEntry<'a>>,
     back: Option<usize>,
+    /// The lower bound's hash, once computed for a prefetch.
+    hash: Option<u64>,
     done: bool,
 }
 
@@ -419,6 +533,23 @@ fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
 }
 
 impl<'a> SegmentIter<'a> {
+    /// Ask for what the first forward step reads: the lower bound's hash
+    /// slot (`slots`), else the entry it names. A hint only, for a merge
+    /// that starts several sources at once.
+    pub fn prefetch_front(&mut self, slots: bool) {
+        if self.front.is_some() {
+            return;
+        }
+        if let Bound::Included(k) | Bound::Excluded(k) = &self.lower {
+            let hash = *self.hash.get_or_insert_with(|| hash_key(k, self.seg.seed));
+            if slots {
+                self.seg.prefetch_slot(hash);
+            } else {
+                self.seg.prefetch_named(hash);
+            }
+        }
+    }
+
     fn item(v: &Version<'a>) -> (&'a [u8], Option<&'a [u8]>) {
         match v.kind {
             Kind::Put => (v.key, Some(v.value)),
@@ -436,7 +567,7 @@ impl<'a> SegmentIter<'a> {
         let seg = self.seg;
         let mut next = match self.front {
             Some(_) => self.ahead.take(),
-            None => seg.front_start(&self.lower)?,
+            None => seg.front_start(&self.lower, self.hash)?,
         };
         let limit = self.front_limit();
         loop {

@@ -36,6 +36,10 @@ pub(crate) struct SegmentWriter {
     min_ts: u64,
     max_ts: u64,
     newest_put_bytes: u64,
+    /// Checksums of the finished blocks of the data section, and the
+    /// running checksum of the current one.
+    block_crcs: Vec<u32>,
+    block_crc: u32,
     /// A write failed: the file is in an unknown state and only dropping
     /// the writer (which removes it) is left.
     failed: bool,
@@ -63,6 +67,8 @@ impl SegmentWriter {
             min_ts: u64::MAX,
             max_ts: 0,
             newest_put_bytes: 0,
+            block_crcs: Vec::new(),
+            block_crc: 0,
             failed: false,
         };
         // The header is written last, once everything it describes is known.
@@ -87,7 +93,7 @@ impl SegmentWriter {
         if key.is_empty() {
             return Err(self.invalid("empty key"));
         }
-        if u32::try_from(key.len()).is_err() || u32::try_from(value.len()).is_err() {
+        if key.len() > MAX_KEY_LEN || u32::try_from(value.len()).is_err() {
             return Err(self.invalid("key or value too large for a segment"));
         }
         let size = entry_size(key.len(), value.len()) as u64;
@@ -97,11 +103,11 @@ impl SegmentWriter {
 
         let offset = self.pos;
         let head = encode_entry_head(key, ts, kind, value);
-        self.write(&head)?;
-        self.write(key)?;
-        self.write(value)?;
+        self.write_data(&head)?;
+        self.write_data(key)?;
+        self.write_data(value)?;
         let pad = (size as usize) - (E_KEY + key.len() + value.len());
-        self.write(&[0u8; 8][..pad])?;
+        self.write_data(&[0u8; 8][..pad])?;
 
         if new_key {
             self.newest.push((hash_key(key, self.seed), offset));
@@ -142,6 +148,19 @@ impl SegmentWriter {
         let entries = self.entries();
         let keys = self.newest.len() as u64;
 
+        // Block checksums: the last, partial block too (an empty data
+        // section has one empty block).
+        if data_end % BLOCK as u64 != 0 {
+            self.block_crcs.push(self.block_crc);
+        }
+        let blocks = std::mem::take(&mut self.block_crcs);
+        debug_assert_eq!(blocks.len() as u64, block_count(data_end));
+        let mut bytes: Vec<u8> = blocks.iter().flat_map(|c| c.to_le_bytes()).collect();
+        bytes.resize(block_table_len(blocks.len() as u64) as usize, 0);
+        let blocks_crc = crc32c::crc32c(&bytes);
+        self.write(&bytes)?;
+        drop((blocks, bytes));
+
         // Offset table.
         let mut table_crc = 0;
         let offsets = std::mem::take(&mut self.offsets);
@@ -180,6 +199,8 @@ impl SegmentWriter {
         let mut footer = Vec::with_capacity(FOOTER_FIXED + self.first_key.len() * 2);
         footer.extend_from_slice(&table_crc.to_le_bytes());
         footer.extend_from_slice(&index_crc.to_le_bytes());
+        footer.extend_from_slice(&blocks_crc.to_le_bytes());
+        footer.extend_from_slice(&0u32.to_le_bytes());
         footer.extend_from_slice(&self.tombstones.to_le_bytes());
         footer.extend_from_slice(&min_ts.to_le_bytes());
         footer.extend_from_slice(&max_ts.to_le_bytes());
@@ -228,6 +249,24 @@ impl SegmentWriter {
             last_key: std::mem::take(&mut self.last_key),
             newest_put_bytes: self.newest_put_bytes,
         })
+    }
+
+    /// Write bytes of the data section, adding them to the block checksums.
+    fn write_data(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let start = self.pos;
+        self.write(bytes)?;
+        let mut pos = start as usize;
+        while !bytes.is_empty() {
+            let room = BLOCK - pos % BLOCK;
+            let n = room.min(bytes.len());
+            self.block_crc = crc32c::crc32c_append(self.block_crc, &bytes[..n]);
+            (pos, bytes) = (pos + n, &bytes[n..]);
+            if n == room {
+                self.block_crcs.push(self.block_crc);
+                self.block_crc = 0;
+            }
+        }
+        Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
