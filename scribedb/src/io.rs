@@ -146,6 +146,44 @@ pub(crate) fn punch_hole(file: &File, path: &Path, offset: u64, len: u64) -> Res
     ))
 }
 
+/// Writes a file from the start, in order, through `io::write_at` (for a
+/// buffered writer to stream through).
+pub(crate) struct Appender {
+    file: File,
+    path: PathBuf,
+    pos: u64,
+}
+
+impl Appender {
+    pub fn new(file: File, path: &Path) -> Appender {
+        Appender {
+            file,
+            path: path.to_path_buf(),
+            pos: 0,
+        }
+    }
+
+    /// The file, once every write is done.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl std::io::Write for Appender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_at(&self.file, &self.path, buf, self.pos).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The whole contents of a small file, or `None` if it does not exist.
 pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::coord::ViewFields;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{segment_file, Manifest};
 use crate::memtable::{Arenas, Kind, SkipList, VisibleIter};
 use crate::merge::{Ends, MergeIter, Source};
@@ -76,7 +76,22 @@ impl View {
             });
             let seg = match known {
                 Some(seg) => seg.clone(),
-                None => Arc::new(Segment::open(&path)?),
+                None => {
+                    let seg = Segment::open(&path)?;
+                    // The file must be the one the manifest describes.
+                    let m = seg.meta();
+                    if m.size != s.size || m.entries != s.entries {
+                        return Err(Error::corrupted(
+                            &path,
+                            0,
+                            format!(
+                                "segment holds {} entries in {} bytes; manifest {} lists {} in {}",
+                                m.entries, m.size, manifest.generation, s.entries, s.size
+                            ),
+                        ));
+                    }
+                    Arc::new(seg)
+                }
             };
             if s.level == 0 {
                 l0.push(seg);
@@ -114,9 +129,16 @@ impl View {
                 };
             }
         }
+        // A level 0 file whose key range misses the key cannot hold it (the
+        // files of one large flush split the key space).
+        let in_range = |s: &&Arc<Segment>| {
+            let m = s.meta();
+            m.first_key.as_slice() <= key && key <= m.last_key.as_slice()
+        };
         for seg in self
             .l0
             .iter()
+            .filter(in_range)
             .chain(self.runs.iter().filter_map(|r| find_in_run(r, key)))
         {
             if let Some(v) = seg.get(key, snapshot)? {

@@ -1,6 +1,5 @@
 //! Reading a segment file through a read-only mapping.
 
-use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +9,7 @@ use memmap2::Mmap;
 use super::format::*;
 use super::SegmentMeta;
 use crate::entry::Kind;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// One version read from a segment; the slices borrow the mapping.
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +44,17 @@ impl Segment {
     /// offset table and index. Entry data is checked block by block, the
     /// first time this process reads each block.
     pub fn open(path: &Path) -> Result<Segment> {
-        let file = File::open(path).ctx(|| format!("opening segment {}", path.display()))?;
-        let len = file
-            .metadata()
-            .ctx(|| format!("reading metadata of segment {}", path.display()))?
-            .len();
+        let file = match crate::io::open(path, crate::io::Open::Read) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corrupted(
+                    path,
+                    0,
+                    "segment file is missing (the manifest lists it)",
+                ));
+            }
+            other => other?,
+        };
+        let len = crate::io::len(&file, path)?;
         let corrupted = |offset: u64, what: String| Error::corrupted(path, offset, what);
         if len < (HEADER + FOOTER_FIXED) as u64 {
             return Err(corrupted(
@@ -61,7 +66,7 @@ impl Segment {
         // writes to or truncates a finished segment, and deleting one only
         // unlinks it, which leaves existing mappings intact. The mapping is
         // read-only, and every offset read from it is checked before use.
-        let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
+        let map = unsafe { crate::io::map_read(&file, path) }?;
         let buf: &[u8] = &map;
         if buf.len() as u64 != len {
             return Err(corrupted(buf.len() as u64, "segment changed size".into()));

@@ -2,10 +2,8 @@
 //! offset table, the hash index, the footer and finally the header.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::format::*;
@@ -21,7 +19,7 @@ const BUFFER: usize = 1 << 20;
 /// [`finish`](SegmentWriter::finish) removes the file.
 pub(crate) struct SegmentWriter {
     path: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<crate::io::Appender>>,
     seed: u64,
     /// Bytes written so far (the offset of the next entry).
     pos: u64,
@@ -48,14 +46,13 @@ pub(crate) struct SegmentWriter {
 impl SegmentWriter {
     /// Create `path` (it must not exist) and start writing.
     pub fn create(path: &Path) -> Result<SegmentWriter> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .ctx(|| format!("creating segment {}", path.display()))?;
+        let file = crate::io::open(path, crate::io::Open::CreateNew)?;
         let mut w = SegmentWriter {
             path: path.to_path_buf(),
-            out: Some(BufWriter::with_capacity(BUFFER, file)),
+            out: Some(BufWriter::with_capacity(
+                BUFFER,
+                crate::io::Appender::new(file, path),
+            )),
             seed: RandomState::new().hash_one(0x5E67_5EED_u64),
             pos: 0,
             offsets: Vec::new(),
@@ -233,9 +230,13 @@ impl SegmentWriter {
         let ctx = || format!("writing segment {}", path.display());
         let out = self.out.take().expect("a usable writer has its output");
         self.failed = true; // until the file is complete and synced
-        let file = out.into_inner().map_err(|e| e.into_error()).ctx(ctx)?;
-        file.write_all_at(&header, 0).ctx(ctx)?;
-        file.sync_data().ctx(ctx)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(ctx)?
+            .into_file();
+        crate::io::write_at(&file, &path, &header, 0)?;
+        crate::io::sync_data(&file, &path)?;
         self.failed = false;
 
         Ok(SegmentMeta {
@@ -302,7 +303,7 @@ impl Drop for SegmentWriter {
         // A finished writer has taken `out` and cleared `failed`.
         if self.out.is_some() || self.failed {
             drop(self.out.take());
-            let _ = std::fs::remove_file(&self.path);
+            crate::io::remove_quietly(&self.path);
         }
     }
 }
