@@ -182,9 +182,15 @@ impl Inner {
         }
         self.maint
             .saw_commit(self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::Acquire));
+        // A handle that is closing flushes what it owes but starts no
+        // compaction (a short-lived process, one `scribe put`, does not
+        // wait for one); one under way stops at its next key boundary.
+        let closing = self.maint.shutdown.load(Ordering::Acquire) && !wait;
         let result = (|| {
             self.flush_sealed()?;
-            self.compact(all)?;
+            if !closing {
+                self.compact(all)?;
+            }
             self.delete_retired();
             Ok(())
         })();
@@ -282,15 +288,18 @@ impl Inner {
             next.history_floor = next.history_floor.max(horizon.newest());
             let mut id = m.next_segment_id.max(1);
             let inputs: Vec<Arc<Segment>> = job.inputs.iter().map(|(_, s)| s.clone()).collect();
-            let outputs = merge_segments(
+            let cancel = if all {
+                None
+            } else {
+                Some(&self.maint.shutdown)
+            };
+            let run = RunWriter::new(
                 &self.dir,
-                &inputs,
-                &horizon,
-                job.bottom,
                 job.output_level as u8,
                 self.target_file_size(),
                 &mut id,
-            )?;
+            );
+            let outputs = merge_segments(&inputs, &horizon, job.bottom, run, cancel)?;
             next.next_segment_id = id;
             let written: u64 = outputs.iter().map(|(r, _)| r.size).sum();
             self.maint
@@ -736,19 +745,17 @@ fn write_memtable(
     Ok((run.finish()?, newest))
 }
 
-/// Merge `inputs` (newest first: level 0 files, then deeper ones) into a
-/// run of `level` files of about `target` bytes each, numbered from
-/// `*next_id`, keeping what `horizon` keeps.
+/// Merge `inputs` (newest first: level 0 files, then deeper ones) into
+/// `run`, keeping what `horizon` keeps; stops early when `cancel` is set.
 fn merge_segments(
-    dir: &Path,
     inputs: &[Arc<Segment>],
     horizon: &Horizon,
     bottom: bool,
-    level: u8,
-    target: u64,
-    next_id: &mut u64,
+    mut run: RunWriter<'_>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<RunFiles> {
     let mut pos: Vec<usize> = vec![0; inputs.len()];
+    let mut keys = 0u64;
     let mut heads = Vec::with_capacity(inputs.len());
     for seg in inputs {
         heads.push(if seg.len() == 0 {
@@ -758,7 +765,6 @@ fn merge_segments(
         });
     }
     let mut filter = KeyFilter::new(horizon, bottom);
-    let mut run = RunWriter::new(dir, level, target, next_id);
     let mut versions = Vec::new();
     // The smallest key at the inputs' heads, one key at a time.
     while let Some(key) = heads.iter().flatten().map(|h| h.key).min() {
@@ -780,6 +786,15 @@ fn merge_segments(
         versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         versions.dedup_by_key(|v| v.0);
         let kept = filter.key_versions(std::mem::take(&mut versions));
+        keys += 1;
+        if keys % 4096 == 0 && cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+            // The handle is closing: the unfinished files are removed as
+            // their writers drop, and the job is left to the next one.
+            return Err(crate::error::Error::io(
+                "compacting",
+                std::io::Error::new(std::io::ErrorKind::Interrupted, "the handle is closing"),
+            ));
+        }
         if kept.is_empty() {
             continue;
         }
