@@ -673,6 +673,20 @@ impl Drop for Inner {
         if self.durability == Durability::Eventual && self.poison.get().is_none() {
             let _ = self.wal.sync_and_publish(&self.coord);
         }
+        // The last handle to close gives back the log's slack. Not while a
+        // commit is unfinished (its writer died): the next writer reads the
+        // record past the end.
+        if self.poison.get().is_none()
+            && self
+                .coord
+                .hdr(OFF_COMMIT_IN_PROGRESS)
+                .load(Ordering::Acquire)
+                == 0
+            && self.coord.last_one_closing()
+        {
+            let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
+            let _ = self.wal.trim_after(end);
+        }
         self.coord.release_process_slot(self.proc_slot);
     }
 }

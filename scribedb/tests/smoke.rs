@@ -237,3 +237,26 @@ fn out_of_range_slot_counts_are_invalid_options() {
         }
     }
 }
+
+#[test]
+fn the_last_handle_to_close_gives_back_the_log_slack() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = scribedb::Database::open(dir.path()).unwrap();
+    let second = scribedb::Database::open(dir.path()).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.put(b"k", [7u8; 1000]).unwrap();
+    w.commit().unwrap();
+    let end = db.stats().unwrap().wal_bytes;
+    let wal = dir.path().join("wal");
+    let len = || std::fs::metadata(&wal).unwrap().len();
+    assert!(len() >= 16 << 20, "commits run over preallocated zeros");
+    drop(db);
+    assert!(len() >= 16 << 20, "another handle is open: the slack stays");
+    drop(second);
+    assert!(len() <= end.div_ceil(4096) * 4096, "{} bytes left", len());
+    let db = scribedb::Database::open(dir.path()).unwrap();
+    assert_eq!(
+        db.begin_read().unwrap().get(b"k").unwrap(),
+        Some(&[7u8; 1000][..])
+    );
+}

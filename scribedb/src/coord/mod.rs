@@ -179,6 +179,13 @@ impl Coord {
     }
 
     /// Downgrade the exclusive open lock of [`Attach::Alone`] to shared.
+    /// Whether this handle is the only one open: it converts its shared
+    /// open lock to exclusive if no one else holds it (and keeps it so:
+    /// only for a handle that is closing, whose descriptor goes next).
+    pub fn last_one_closing(&self) -> bool {
+        lock::try_lock(&self.file, LOCK_OPEN, Kind::Exclusive).unwrap_or(false)
+    }
+
     pub fn share(&self) -> Result<()> {
         lock::try_lock(&self.file, LOCK_OPEN, Kind::Shared)
             .ctx(|| format!("locking {}", self.path.display()))

@@ -339,6 +339,18 @@ impl Wal {
         Ok(())
     }
 
+    /// Give back the preallocated zeros past `end` (the last handle is
+    /// closing, so no one else maps the file): a closed database does not
+    /// keep tens of MiB of slack. The next commit preallocates again.
+    pub fn trim_after(&self, end: u64) -> Result<()> {
+        let to = end.div_ceil(4096) * 4096;
+        if to < self.file_len()? {
+            io::set_len(&self.file, &self.path, to)?;
+            *self.allocated.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        }
+        Ok(())
+    }
+
     /// Why syncing failed once, if it did.
     pub fn sync_failure(&self) -> Option<&str> {
         self.sync_failure.get().map(String::as_str)
