@@ -19,6 +19,8 @@ use crate::hlc;
 use crate::memtable::prefix_end;
 use crate::merge::Ends;
 use crate::view::{Scan, View};
+use crate::wal::format::payload_len;
+use crate::write_buffer::WriteBuffer;
 
 /// Which snapshot a reader registers.
 #[derive(Clone, Copy, Debug)]
@@ -31,8 +33,6 @@ pub(crate) enum At {
     /// The state at a past timestamp.
     Past(u64),
 }
-use crate::wal::format::payload_len;
-use crate::write_buffer::WriteBuffer;
 
 thread_local! {
     /// The reader slot this thread freed last (a free slot, most likely):
@@ -98,18 +98,17 @@ impl ReadTxn {
         };
         let started = hlc::now_millis();
         // Register, then re-check: if garbage collection published a horizon
-        // past our snapshot before it could see our slot, take a newer one.
-        // The horizon never passes the committed timestamp, so one retry
-        // settles it; the bound only guards against a corrupt header.
-        // The view is taken after the snapshot: every commit the snapshot
-        // covers is in it (a commit into a new memtable is published only
-        // after the view naming that memtable). The view is registered the
-        // same way against the view floor, below which files may be gone.
-        // A read of the past registers the same way, then checks its
-        // snapshot against the oldest readable point computed after its
-        // store: garbage collection raises that floor before it scans the
-        // slots, so either the scan sees this reader or the floor check
-        // refuses it.
+        // past our snapshot before it could see our slot, take a newer one
+        // (the horizon never passes the committed timestamp, so one retry
+        // settles it; the bound only guards against a corrupt header). The
+        // view is taken after the snapshot, so it holds every commit the
+        // snapshot covers (a commit into a new memtable is published only
+        // after the view naming that memtable), and is registered the same
+        // way against the view floor, below which files may be gone. A read
+        // of the past checks its snapshot against the oldest readable point
+        // computed after its store instead: garbage collection raises that
+        // floor before it scans the slots, so either the scan sees this
+        // reader or the check refuses it.
         for _ in 0..1000 {
             let committed = coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
             let snapshot = match at {
