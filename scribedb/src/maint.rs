@@ -426,7 +426,18 @@ impl Inner {
             })
             .cloned()
             .collect();
-        let trivial = lower.is_empty() && upper.iter().all(|(r, _)| r.level > 0);
+        // Moving files down without a rewrite keeps the order of versions
+        // only if they do not overlap one another: files of a deeper level
+        // never do, and neither do the level 0 files of one large flush.
+        let disjoint = {
+            let mut ranges: Vec<(&[u8], &[u8])> = upper
+                .iter()
+                .map(|(_, s)| (s.meta().first_key.as_slice(), s.meta().last_key.as_slice()))
+                .collect();
+            ranges.sort_unstable();
+            ranges.windows(2).all(|w| w[0].1 < w[1].0)
+        };
+        let trivial = lower.is_empty() && (upper.iter().all(|(r, _)| r.level > 0) || disjoint);
         let bottom = output_level >= deepest;
         let mut inputs = upper;
         inputs.extend(lower);
