@@ -13,6 +13,7 @@ use crate::coord::{self, Attach, Coord, ViewFields};
 use crate::error::{Error, IoContext, Result};
 use crate::gc::Horizon;
 use crate::hlc;
+use crate::logview::LogView;
 use crate::maint::{self, Maintenance};
 use crate::manifest::Manifest;
 use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
@@ -21,13 +22,9 @@ use crate::view::View;
 use crate::wal::format::{
     decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
 };
-use crate::wal::view::LogView;
 use crate::wal::{RecoveryReport, Wal};
 
-/// Longest key accepted, in bytes.
-pub const MAX_KEY_LEN: usize = 64 << 10;
-/// Longest value accepted, in bytes.
-pub const MAX_VALUE_LEN: usize = 256 << 20;
+pub use crate::entry::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 const COORD_FILE: &str = "coord";
 const WAL_FILE: &str = "wal";

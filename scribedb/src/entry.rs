@@ -1,6 +1,14 @@
 //! Vocabulary shared by every layer that stores versions: the memtable, the
 //! log and the segment files.
 
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 64 << 10;
+/// Longest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 256 << 20;
+/// The longest log whose values can be read (the read windows of
+/// `logview.rs` cover it); appends stop there.
+pub const MAX_LOG_LEN: u64 = 4 << 40;
+
 /// What a version says about its key. The numbers are the on-disk codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

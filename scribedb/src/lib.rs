@@ -32,6 +32,7 @@ mod gc;
 mod history;
 mod hlc;
 mod io;
+mod logview;
 mod maint;
 mod manifest;
 mod memtable;

@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use crate::coord::ViewFields;
 use crate::error::{Error, Result};
+use crate::logview::LogView;
 use crate::manifest::{segment_file, Manifest};
 use crate::memtable::{Arenas, Kind, SkipList, VisibleIter};
 use crate::merge::{Ends, MergeIter, Source};
 use crate::segment::Segment;
-use crate::wal::view::LogView;
 
 pub(crate) struct View {
     pub fields: ViewFields,

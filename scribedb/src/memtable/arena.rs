@@ -30,7 +30,7 @@ use super::fence::FenceCache;
 pub use crate::entry::Kind;
 use crate::error::{Error, Result};
 use crate::io::{self, Open};
-use crate::wal::view::{LogView, LOG_VALUE_MIN};
+use crate::logview::{LogView, LOG_VALUE_MIN};
 
 pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
 /// Version 2 added the key index (`H_KEY_INDEX`) and values kept in the

@@ -760,7 +760,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::wal::view::LogView;
+    use crate::logview::LogView;
 
     /// Check every level: links lead forward, each node reached at a level
     /// reaches it, and a node of height h is reached at every level below

@@ -25,7 +25,7 @@
 //! All integers are little-endian. The end of the log is found by checksum,
 //! not by file length: the file is preallocated with zeros.
 
-use crate::memtable::Kind;
+use crate::entry::Kind;
 
 pub const FILE_MAGIC: [u8; 8] = *b"SCRBWAL\0";
 /// Version 2: the log may be cut below the manifest's `log_start` (its

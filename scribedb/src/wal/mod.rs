@@ -12,7 +12,6 @@
 //! coordination header; both only grow.
 
 pub(crate) mod format;
-pub(crate) mod view;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -224,12 +223,12 @@ impl Wal {
     ) -> Result<u64> {
         let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
         let end = at + total;
-        if end > view::MAX_LOG_LEN {
+        if end > crate::entry::MAX_LOG_LEN {
             return Err(Error::io(
                 format!("appending to {}", self.path.display()),
                 std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
-                    format!("the log would pass {} bytes", view::MAX_LOG_LEN),
+                    format!("the log would pass {} bytes", crate::entry::MAX_LOG_LEN),
                 ),
             ));
         }

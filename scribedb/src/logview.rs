@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 use memmap2::Mmap;
 
-use crate::db::MAX_VALUE_LEN;
+use crate::entry::{MAX_LOG_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::io::{self, Open};
 
@@ -34,8 +34,8 @@ const WINDOW_SHIFT: u32 = 30;
 const SPAN: u64 = (1 << WINDOW_SHIFT) + MAX_VALUE_LEN as u64;
 /// Windows a view can map: a log of up to 4 TiB.
 const MAX_WINDOWS: usize = 4096;
-/// The longest log whose values a view can read; appends stop there.
-pub const MAX_LOG_LEN: u64 = (MAX_WINDOWS as u64) << WINDOW_SHIFT;
+/// The windows cover the longest log (`MAX_LOG_LEN`).
+const _: () = assert!((MAX_WINDOWS as u64) << WINDOW_SHIFT >= MAX_LOG_LEN);
 
 pub struct LogView {
     file: File,
