@@ -1,5 +1,6 @@
-//! `Database`: opening, recovery, the writer role, reader registration and
-//! diagnostics. Transactions themselves live in `txn.rs`.
+//! `Database`: options, opening, the writer role, reader registration,
+//! views and diagnostics. The commit protocol lives in `commit.rs`,
+//! recovery in `recovery.rs`, transactions in `txn.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -9,19 +10,17 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::coord::layout::*;
-use crate::coord::{self, Attach, Coord, ViewFields};
+use crate::coord::{Attach, Coord};
 use crate::error::{Error, IoContext, Result};
 use crate::gc::Horizon;
 use crate::hlc;
 use crate::logview::LogView;
 use crate::maint::{self, Maintenance};
 use crate::manifest::Manifest;
-use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
+use crate::recovery;
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::view::View;
-use crate::wal::format::{
-    decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
-};
+use crate::wal::format::FILE_HEADER;
 use crate::wal::{RecoveryReport, Wal};
 
 pub use crate::entry::{MAX_KEY_LEN, MAX_VALUE_LEN};
@@ -32,11 +31,6 @@ const DEFAULT_ARENA_SIZE: usize = 128 << 20;
 /// Default memtable budget: arena bytes plus the log bytes its values use.
 pub const DEFAULT_MEMTABLE_SIZE: u64 = 64 << 20;
 const EVENTUAL_SYNC_INTERVAL: Duration = Duration::from_millis(50);
-/// Writes from which an `Immediate` commit starts its sync on a thread of
-/// its own as soon as its record is in the log, overlapping the sync with
-/// the insertion of its versions. Smaller commits insert in less time than
-/// starting a thread takes.
-const EARLY_SYNC_WRITES: usize = 64;
 
 /// When a commit is durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -285,9 +279,9 @@ pub(crate) struct Inner {
     pub coord: Coord,
     pub wal: Wal,
     /// Read-only windows on the log, shared by every memtable's arenas.
-    log: Arc<LogView>,
-    arena_size: usize,
-    memtable_size: u64,
+    pub log: Arc<LogView>,
+    pub arena_size: usize,
+    pub memtable_size: u64,
     /// The view this process built last.
     view: ArcSwap<View>,
     /// One view is built at a time in this process.
@@ -351,7 +345,8 @@ impl Database {
         let log = Arc::new(LogView::open(&dir.join(WAL_FILE))?);
         let (view, report) = match attach {
             Attach::Alone => {
-                let r = recover_alone(dir, &coord, &wal, &log, &opts);
+                let r =
+                    recovery::recover_alone(dir, &coord, &wal, &log, opts.repair, opts.arena_size);
                 coord.share()?;
                 r?
             }
@@ -688,132 +683,6 @@ impl Drop for Inner {
     }
 }
 
-/// A seed for a new generation's key index hash, different in every
-/// generation and unknown in advance.
-fn index_seed() -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
-}
-
-/// Run while the open lock is held exclusively: reuse the version store
-/// when it is known good, otherwise rebuild it from the log behind the
-/// last flush.
-fn recover_alone(
-    dir: &Path,
-    coord: &Coord,
-    wal: &Wal,
-    log: &Arc<LogView>,
-    opts: &Builder,
-) -> Result<(View, RecoveryReport)> {
-    let hdr = |off| coord.hdr(off);
-    let fields = coord.read_view()?;
-    let boot = coord::boot_id();
-    let reusable = !opts.repair
-        && boot != 0
-        && fields.mem_generation != 0
-        && hdr(OFF_BOOT_ID).load(Ordering::Acquire) == boot
-        && hdr(OFF_WAL_END).load(Ordering::Acquire) <= wal.file_len()?
-        && fields.arena_count >= 1;
-    if reusable {
-        // Same boot: the mapped files hold exactly what the last process
-        // left, and an unfinished commit is completed by the next writer.
-        // Arenas of another format do not open, and are rebuilt below.
-        let view = View::load(dir, fields, log, opts.arena_size, None)?;
-        if view.active.get(0).is_ok() {
-            hdr(OFF_WRITER_PID).store(0, Ordering::Release);
-            // No one else is attached, so no reader needs what the view
-            // does not name: what earlier handles retired, or what their
-            // crashed jobs left, goes now.
-            maint::remove_unnamed(dir, &view);
-            wal.cut_below(view.manifest.log_start)?;
-            return Ok((view, RecoveryReport::default()));
-        }
-    }
-    // Until the rebuild is complete, nothing here may be reused: a crash in
-    // the middle leaves a header that names the old generation with the new
-    // generation's arena count.
-    hdr(OFF_BOOT_ID).store(0, Ordering::SeqCst);
-    // The segments hold everything below the manifest's log start; only
-    // the log since the last flush is replayed. A manifest written by a
-    // flush that died before publishing it is whole (it is renamed into
-    // place only once synced), and its segment is durable: it is used.
-    let manifest = Manifest::latest(dir)?.unwrap_or_default();
-    // Before anything could map them.
-    maint::remove_unlisted_segments(dir, &manifest);
-    let log_start = manifest.log_start.max(FILE_HEADER as u64);
-    let next_gen = fields.mem_generation.max(fields.sealed_generation) + 1;
-    let arenas = Arc::new(Arenas::new(dir, next_gen, opts.arena_size, log.clone()));
-    let count = std::sync::atomic::AtomicU64::new(0);
-    SkipList::init(&arenas, &count, index_seed())?;
-    let mut versions = 0u64;
-    let report = wal.recover(log_start, opts.repair, |ts, payload_at, writes| {
-        let mut ins = Inserter::new(&arenas, &count, ts)?;
-        ins.reserve(writes.len())?;
-        let entries = writes.iter().map(|w| SpreadEntry {
-            key: w.key,
-            kind: w.kind,
-            value: StoredValue::choose(w.value, payload_at + w.value_at),
-        });
-        ins.insert_all(ts, versions, writes.len() as u64, entries)?;
-        versions += writes.len() as u64;
-        Ok(())
-    })?;
-    let last = report.last_ts.max(manifest.flushed_ts);
-    hdr(OFF_HLC_LAST).fetch_max(last, Ordering::AcqRel);
-    for off in [OFF_COMMITTED_TS, OFF_WRITTEN_TS] {
-        hdr(off).store(last, Ordering::Release);
-    }
-    for off in [OFF_WAL_END, OFF_WAL_SYNCED] {
-        hdr(off).store(report.wal_end, Ordering::Release);
-    }
-    hdr(OFF_VERSION_COUNT).store(versions, Ordering::Release);
-    hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
-    hdr(OFF_GC_HORIZON).store(0, Ordering::Release);
-    hdr(OFF_VIEW_FLOOR).store(0, Ordering::Release);
-    // Never above the newest commit that survived (a lost tail of
-    // never-synced commits lowers it).
-    let floor = hdr(OFF_HISTORY_FLOOR)
-        .load(Ordering::Acquire)
-        .max(manifest.history_floor)
-        .min(last);
-    hdr(OFF_HISTORY_FLOOR).store(floor, Ordering::Release);
-    hdr(OFF_WRITER_PID).store(0, Ordering::Release);
-    hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
-    let fields = ViewFields {
-        seq: 0,
-        mem_generation: next_gen,
-        arena_count: count.load(Ordering::Acquire),
-        sealed_generation: 0,
-        sealed_log_end: 0,
-        active_log_start: log_start,
-        manifest_generation: manifest.generation,
-    };
-    let seq = coord.write_view(&fields);
-    // Last: from here on the version store may be reused.
-    hdr(OFF_BOOT_ID).store(boot, Ordering::SeqCst);
-    let view = View {
-        fields: ViewFields { seq, ..fields },
-        active: arenas,
-        sealed: None,
-        l0: Vec::new(),
-        runs: Vec::new(),
-        manifest: Arc::new(Manifest::default()),
-    };
-    let view = View::load(dir, view.fields, log, opts.arena_size, Some(&view))?;
-    maint::remove_unnamed(dir, &view);
-    wal.cut_below(log_start)?;
-    Ok((view, report))
-}
-
-/// Gives up the writer role when dropped.
-struct WriterRoleGuard<'a>(&'a Inner);
-
-impl Drop for WriterRoleGuard<'_> {
-    fn drop(&mut self) {
-        self.0.release_writer();
-    }
-}
-
 fn spawn_flusher(inner: Weak<Inner>) -> Result<()> {
     std::thread::Builder::new()
         .name("scribedb-flush".into())
@@ -940,295 +809,6 @@ impl Inner {
         self.coord.hdr(OFF_WRITER_PID).store(0, Ordering::Release);
         let _ = self.coord.unlock_writer();
         self.release_writer_flag();
-    }
-
-    /// A writer died between announcing a commit and finishing it. If its
-    /// WAL record is whole, finish inserting its versions (those already
-    /// inserted are skipped); if not, clear the partial record. Either way
-    /// the version store again matches the WAL. Writer role held.
-    fn finish_dead_commit(&self) -> Result<()> {
-        let hdr = |off| self.coord.hdr(off);
-        let ts = hdr(OFF_COMMIT_IN_PROGRESS).load(Ordering::Acquire);
-        if ts == 0 {
-            return Ok(());
-        }
-        let start = hdr(OFF_COMMIT_WAL_START).load(Ordering::Acquire);
-        let end = hdr(OFF_WAL_END).load(Ordering::Acquire);
-        let sane = FILE_HEADER as u64 <= start
-            && start <= end
-            && end <= self.wal.file_len()?
-            && end - start <= RECORD_HEADER as u64 + MAX_PAYLOAD;
-        if !sane {
-            return Err(Error::corrupted(
-                self.coord.path(),
-                OFF_COMMIT_WAL_START as u64,
-                format!(
-                    "unfinished commit names log range {start}..{end}; \
-                     close every handle and reopen with repair to rebuild from the log"
-                ),
-            ));
-        }
-        if end > start {
-            let record = self.wal.read_at(start, end - start)?;
-            let header =
-                parse_header(&record).filter(|h| h.ts == ts && h.total_len() == end - start);
-            let corrupt = |what: &str| Error::corrupted(self.wal.path(), start, what.to_string());
-            let header =
-                header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
-            let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
-            let writes = decode_payload(payload).map_err(corrupt)?;
-            let view = self.current_view()?;
-            let mut ins = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts)?;
-            ins.reserve(writes.len())?;
-            let payload_at = start + RECORD_HEADER as u64;
-            let mut added = 0;
-            for w in &writes {
-                let value = StoredValue::choose(w.value, payload_at + w.value_at);
-                ins.insert_if_missing(w.key, ts, w.kind, value)?;
-                added += 1;
-            }
-            // Every version of the commit is in the list now; count from
-            // the base recorded when it began.
-            let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
-            hdr(OFF_VERSION_COUNT).store(base + added, Ordering::Release);
-            hdr(OFF_WRITTEN_TS).fetch_max(ts, Ordering::AcqRel);
-            self.wal.sync_and_publish(&self.coord)?;
-        } else {
-            self.wal.clear_partial(start)?;
-        }
-        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
-        hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
-        Ok(())
-    }
-
-    /// Commit a transaction's writes (sorted by key; `None` deletes), whose
-    /// log payload is `payload_len` bytes long (see `format::payload_len`).
-    /// Writer role held; released before waiting for durability, so the
-    /// next writer can append while this commit's sync runs.
-    pub fn commit<'a>(
-        &self,
-        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-        payload_len: u64,
-    ) -> Result<u64> {
-        if self.durability != Durability::Immediate || writes.len() < EARLY_SYNC_WRITES {
-            return self.commit_and_publish(writes, payload_len, |_| {});
-        }
-        std::thread::scope(|scope| {
-            self.commit_and_publish(writes, payload_len, |end| {
-                // The record is in the log: its sync may start while the
-                // versions go into the store. What it publishes is read
-                // from the header, so it cannot publish this commit before
-                // the versions are in. If no thread can be started, the
-                // sync after the insertion does it all.
-                let _ = std::thread::Builder::new()
-                    .name("scribedb-early-sync".into())
-                    .spawn_scoped(scope, move || self.wal.wait_durable(&self.coord, end));
-            })
-        })
-    }
-
-    /// Commit with the writer role, then wait for durability as the mode
-    /// says and publish. `logged` is as for `commit_locked`.
-    fn commit_and_publish<'a>(
-        &self,
-        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-        payload_len: u64,
-        logged: impl FnOnce(u64),
-    ) -> Result<u64> {
-        let result = {
-            // Released on every path, a panic included.
-            let _role = WriterRoleGuard(self);
-            self.commit_locked(writes, payload_len, logged)
-        };
-        let (ts, end) = result?;
-        if self.durability == Durability::Immediate {
-            // A failed sync poisons the log of this handle for good; an
-            // early sync that failed fails this one too.
-            self.wal.wait_durable(&self.coord, end)?;
-        }
-        self.coord
-            .hdr(OFF_COMMITTED_TS)
-            .fetch_max(ts, Ordering::AcqRel);
-        Ok(ts)
-    }
-
-    /// `logged` is called with the end of the commit's record once the
-    /// record is whole in the log, before its versions are inserted.
-    fn commit_locked<'a>(
-        &self,
-        writes: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-        payload_len: u64,
-        logged: impl FnOnce(u64),
-    ) -> Result<(u64, u64)> {
-        self.check_poison()?;
-        let hdr = |off| self.coord.hdr(off);
-        let written = hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
-        let last = hdr(OFF_HLC_LAST).load(Ordering::Acquire).max(written);
-        let ts = hlc::next(last, hlc::now_millis()).ok_or_else(|| {
-            Error::corrupted(self.coord.path(), OFF_HLC_LAST as u64, "clock exhausted")
-        })?;
-        hdr(OFF_HLC_LAST).store(ts, Ordering::Release);
-
-        let count = writes.len() as u64;
-        let synced_mark = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
-        let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
-        if start < FILE_HEADER as u64 || !self.wal.within(start)? {
-            return Err(Error::corrupted(
-                self.coord.path(),
-                OFF_WAL_END as u64,
-                format!("log end {start} lies outside the log"),
-            ));
-        }
-        hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
-        let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
-        hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
-        hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
-        let end = match self
-            .wal
-            .append(start, ts, synced_mark, count, payload_len, writes.clone())
-        {
-            Ok(end) => end,
-            Err(e) => {
-                // Nothing reached the version store, and the append cleared
-                // what it wrote.
-                hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
-                return Err(e);
-            }
-        };
-        hdr(OFF_WAL_END).store(end, Ordering::Release);
-        logged(end);
-
-        // The writer role is held: only this commit's own seal (below)
-        // changes the memtable of the view.
-        let view = match self.current_view() {
-            Ok(view) => view,
-            Err(e) => {
-                self.set_poison(format!("preparing to insert a commit failed: {e}"));
-                return Err(e);
-            }
-        };
-        let inserted = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
-            ins.reserve(writes.len())?;
-            Ok(ins)
-        });
-        let mut ins = match inserted {
-            Ok(ins) => ins,
-            Err(e) => {
-                self.set_poison(format!("preparing to insert a commit failed: {e}"));
-                return Err(e);
-            }
-        };
-        // Values long enough live only in the log: where the record puts
-        // each one follows from the writes, as the append laid them out.
-        let payload_at = start + RECORD_HEADER as u64;
-        let mut offsets = ValueOffsets::new();
-        let entries = writes.map(|(key, v)| {
-            let value_at = payload_at + offsets.next(key.len(), v.map(<[u8]>::len));
-            let (kind, value) = match v {
-                Some(v) => (Kind::Put, StoredValue::choose(v, value_at)),
-                None => (Kind::Delete, StoredValue::Inline(&[])),
-            };
-            SpreadEntry { key, kind, value }
-        });
-        if let Err(e) = ins.insert_all(ts, versions, count, entries) {
-            // The record is in the WAL: the next writer (or a reopen)
-            // finishes this commit from it.
-            self.set_poison(format!("inserting a commit failed: {e}"));
-            return Err(e);
-        }
-        let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
-        hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);
-        hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
-        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
-        // The commit is whole; a memtable past its budget is sealed now (a
-        // failure leaves it active and is retried by the next commit).
-        if let Err(e) = self.seal_if_full(&view) {
-            self.note_maintenance_error(format!("sealing the memtable failed: {e}"));
-        }
-        Ok((ts, end))
-    }
-
-    /// This handle's memtable budget.
-    pub fn memtable_size(&self) -> u64 {
-        self.memtable_size
-    }
-
-    /// Bytes the memtable of `view` uses: its arenas plus its log records.
-    fn memtable_bytes(&self, view: &View) -> Result<u64> {
-        let (used, _) = view.active.usage(view.fields.arena_count as usize)?;
-        let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
-        Ok(used + end.saturating_sub(view.fields.active_log_start))
-    }
-
-    /// Seal the memtable if it passed its budget (writer role held). If the
-    /// previous memtable is still being flushed, carry on in this one, and
-    /// wait for that flush once this one reaches twice the budget.
-    fn seal_if_full(&self, view: &View) -> Result<()> {
-        let bytes = self.memtable_bytes(view)?;
-        if bytes < self.memtable_size {
-            return Ok(());
-        }
-        if view.fields.sealed_generation != 0 {
-            self.start_maintenance();
-            if bytes < 2 * self.memtable_size {
-                return Ok(());
-            }
-            // Backpressure: the flush is behind the commits.
-            let started = Instant::now();
-            while self.coord.read_view()?.sealed_generation != 0 {
-                self.maint.wake();
-                std::thread::sleep(Duration::from_millis(1));
-                if started.elapsed() > Duration::from_secs(30) {
-                    break;
-                }
-            }
-            self.maint.record_stall(started.elapsed());
-            return self.seal(&*self.current_view()?);
-        }
-        self.seal(view)
-    }
-
-    /// Seal the memtable of `view` and start a new one (writer role held):
-    /// make the log durable up to here and publish it, create the new
-    /// generation's arenas, and switch the view. The maintenance thread
-    /// then flushes the sealed one.
-    pub fn seal(&self, view: &View) -> Result<()> {
-        if view.fields.sealed_generation != 0
-            || self.coord.hdr(OFF_VERSION_COUNT).load(Ordering::Acquire) == 0
-        {
-            return Ok(());
-        }
-        self.wal.sync_and_publish(&self.coord)?;
-        let next_gen = view
-            .fields
-            .mem_generation
-            .max(view.fields.sealed_generation)
-            + 1;
-        let _view_lock = self.coord.lock_view()?;
-        let result = (|| {
-            let fields = self.coord.read_view()?;
-            let arenas = Arenas::new(&self.dir, next_gen, self.arena_size, self.log.clone());
-            let count = std::sync::atomic::AtomicU64::new(0);
-            SkipList::init(&arenas, &count, index_seed())?;
-            let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
-            self.coord
-                .hdr(OFF_VERSION_COUNT)
-                .store(0, Ordering::Release);
-            self.coord.write_view(&ViewFields {
-                seq: 0,
-                mem_generation: next_gen,
-                arena_count: count.load(Ordering::Acquire),
-                sealed_generation: fields.mem_generation,
-                sealed_log_end: end,
-                active_log_start: end,
-                manifest_generation: fields.manifest_generation,
-            });
-            Ok(())
-        })();
-        result?;
-        self.start_maintenance();
-        self.maint.wake();
-        Ok(())
     }
 
     /// Start this handle's maintenance thread if it is not running.

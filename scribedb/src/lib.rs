@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod commit;
 mod coord;
 mod db;
 mod entry;
@@ -38,6 +39,7 @@ mod manifest;
 mod memtable;
 mod merge;
 mod prefetch;
+mod recovery;
 mod segment;
 mod txn;
 mod view;
