@@ -306,7 +306,7 @@ impl Inner {
             self.coord
                 .hdr(OFF_VERSION_COUNT)
                 .store(0, Ordering::Release);
-            self.coord.write_view(&ViewFields {
+            let seq = self.coord.write_view(&ViewFields {
                 seq: 0,
                 mem_generation: next_gen,
                 arena_count: count.load(Ordering::Acquire),
@@ -315,6 +315,7 @@ impl Inner {
                 active_log_start: end,
                 manifest_generation: fields.manifest_generation,
             });
+            self.memtable_born(next_gen, seq);
             Ok(())
         })();
         result?;

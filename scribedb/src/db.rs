@@ -892,20 +892,34 @@ impl Inner {
     /// registers an older view after the first scan sees the floor and
     /// takes the current view instead.
     pub fn view_floor(&self) -> u64 {
+        self.live_views().0
+    }
+
+    /// The floor as `view_floor` computes it, and every view a live reader
+    /// reads (from both scans). A reader registering meanwhile is in the
+    /// second scan, or finds the view changed when it checks after its
+    /// store, and takes the current one (`ReadTxn::begin_at`).
+    pub fn live_views(&self) -> (u64, Vec<u64>) {
         let current = self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) & !1;
-        let scan = || {
-            self.coord
-                .reader_slots()
-                .into_iter()
-                .filter(|r| self.owner_alive(r.owner))
-                .map(|r| r.view)
-                .fold(current, u64::min)
+        let mut views = Vec::new();
+        let mut scan = || {
+            let mut floor = current;
+            for r in self.coord.reader_slots() {
+                if self.owner_alive(r.owner) {
+                    floor = floor.min(r.view);
+                    views.push(r.view);
+                }
+            }
+            floor
         };
         let first = scan();
         self.coord
             .hdr(OFF_VIEW_FLOOR)
             .fetch_max(first, Ordering::SeqCst);
-        first.min(scan())
+        let floor = first.min(scan());
+        views.sort_unstable();
+        views.dedup();
+        (floor, views)
     }
 
     /// Whether the process that owns reader-slot tag `owner` is alive.

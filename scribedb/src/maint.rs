@@ -59,9 +59,13 @@ pub(crate) struct Maintenance {
     shutdown: AtomicBool,
     /// One job at a time in this process (the file lock is per process).
     pub job: Mutex<()>,
-    /// Files retired by this process's jobs: (view sequence that retired
-    /// them, what).
-    retired: Mutex<Vec<(u64, Retired)>>,
+    /// Files retired by this process's jobs: (view sequence that first
+    /// named them, 0 if unknown; view sequence that retired them; what).
+    retired: Mutex<Vec<(u64, u64, Retired)>>,
+    /// The view sequence that first named a segment or a manifest this
+    /// process published: a file only readers of views from there on to
+    /// its retirement can need.
+    born: Mutex<std::collections::HashMap<Born, u64>>,
     /// Commits that waited for a flush (backpressure), and for how long.
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
@@ -77,11 +81,19 @@ pub(crate) struct Maintenance {
     last_commit: Mutex<(u64, Option<std::time::Instant>)>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Born {
+    Segment(u64),
+    Manifest(u64),
+    /// A memtable (arena generation) and the log its records take.
+    Memtable(u64),
+}
+
 #[derive(Clone, Debug)]
 enum Retired {
     Arenas(u64),
-    /// The log below this offset (its records are in a segment).
-    LogBelow(u64),
+    /// The log of one flushed memtable (its records are in a segment).
+    Log(u64, u64),
     Segment(u64),
     Manifest(u64),
 }
@@ -230,11 +242,19 @@ impl Inner {
             .flushed_bytes
             .fetch_add(written, Ordering::Relaxed);
         let seq = self.publish_manifest(next.generation, true)?;
+        self.born(
+            seq,
+            next.segments
+                .iter()
+                .filter(|s| s.id >= m.next_segment_id)
+                .map(|s| Born::Segment(s.id))
+                .chain([Born::Manifest(next.generation)]),
+        );
         self.retire(
             seq,
             [
                 Retired::Arenas(sealed.generation()),
-                Retired::LogBelow(next.log_start),
+                Retired::Log(m.log_start, next.log_start),
                 Retired::Manifest(m.generation),
             ],
         );
@@ -332,6 +352,14 @@ impl Inner {
         next.segments = l0.into_iter().chain(deeper).collect();
         next.write(&self.dir)?;
         let seq = self.publish_manifest(next.generation, false)?;
+        self.born(
+            seq,
+            next.segments
+                .iter()
+                .filter(|s| s.id >= m.next_segment_id)
+                .map(|s| Born::Segment(s.id))
+                .chain([Born::Manifest(next.generation)]),
+        );
         self.retire(seq, retired);
         self.maint.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -513,9 +541,40 @@ impl Inner {
         })
     }
 
+    /// Note that memtable `generation` became the current one at view `seq`.
+    pub fn memtable_born(&self, generation: u64, seq: u64) {
+        self.born(seq, [Born::Memtable(generation)]);
+    }
+
+    fn born(&self, seq: u64, what: impl IntoIterator<Item = Born>) {
+        let mut born = self.maint.born.lock().unwrap_or_else(|p| p.into_inner());
+        born.extend(what.into_iter().map(|b| (b, seq)));
+    }
+
     fn retire(&self, seq: u64, what: impl IntoIterator<Item = Retired>) {
+        let mut born = self.maint.born.lock().unwrap_or_else(|p| p.into_inner());
         let mut list = self.maint.retired.lock().unwrap_or_else(|p| p.into_inner());
-        list.extend(what.into_iter().map(|w| (seq, w)));
+        for w in what {
+            let first = match w {
+                Retired::Segment(id) => born.remove(&Born::Segment(id)),
+                Retired::Manifest(g) => born.remove(&Born::Manifest(g)),
+                Retired::Arenas(g) => born.get(&Born::Memtable(g)).copied(),
+                Retired::Log(..) => None,
+            };
+            // The log of a memtable is born with it.
+            let first = match w {
+                Retired::Log(..) => list
+                    .iter()
+                    .rev()
+                    .find(|(_, s, r)| *s == seq && matches!(r, Retired::Arenas(_)))
+                    .map(|(b, _, _)| *b),
+                _ => first,
+            };
+            if let Retired::Arenas(g) = w {
+                born.remove(&Born::Memtable(g));
+            }
+            list.push((first.unwrap_or(0), seq, w));
+        }
     }
 
     /// Delete the files retired by views no live reader reads any more;
@@ -523,12 +582,17 @@ impl Inner {
     /// whatever the current view does not name (left by crashed jobs) and
     /// cut the log behind the flushed memtables.
     fn delete_retired(&self) {
-        let floor = self.view_floor();
+        // A file named from view `born` until view `retired` is needed only
+        // by a reader of a view in between: one that started after it was
+        // made, or after it was retired, does not pin it.
+        let (floor, views) = self.live_views();
         let due: Vec<Retired> = {
             let mut list = self.maint.retired.lock().unwrap_or_else(|p| p.into_inner());
-            let (due, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|(s, _)| *s <= floor);
+            let (due, keep): (Vec<_>, Vec<_>) = list
+                .drain(..)
+                .partition(|(born, retired, _)| !views.iter().any(|v| born <= v && v < retired));
             *list = keep;
-            due.into_iter().map(|(_, w)| w).collect()
+            due.into_iter().map(|(_, _, w)| w).collect()
         };
         for w in due {
             match w {
@@ -541,8 +605,8 @@ impl Inner {
                 Retired::Manifest(g) => {
                     io::remove_quietly(&Manifest::file(&self.dir, g));
                 }
-                Retired::LogBelow(offset) => {
-                    if let Err(e) = self.wal.cut_below(offset) {
+                Retired::Log(from, to) => {
+                    if let Err(e) = self.wal.punch(from, to) {
                         self.note_maintenance_error(e.to_string());
                     }
                 }

@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON, OFF_VIEW_FLOOR};
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON, OFF_VIEW_FLOOR, OFF_VIEW_SEQ};
 use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::history::KeyVersion;
@@ -138,7 +138,13 @@ impl ReadTxn {
             // above the floor).
             let horizon_ok = matches!(at, At::Past(_))
                 || coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot;
-            if horizon_ok && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq {
+            // The view must still be the current one after the store: files
+            // it names are deleted only once retired by a later view, after
+            // which this check fails and a new view is taken.
+            if horizon_ok
+                && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq
+                && coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) == view.fields.seq
+            {
                 return Ok(ReadTxn {
                     inner,
                     slot,

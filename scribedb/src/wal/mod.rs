@@ -338,6 +338,18 @@ impl Wal {
         Ok(())
     }
 
+    /// Give back the disk blocks of the log in `from..to` (whole pages
+    /// inside it): the records of one flushed memtable, which no reader
+    /// needs any more.
+    pub fn punch(&self, from: u64, to: u64) -> Result<()> {
+        const PAGE: u64 = 4096;
+        let (from, to) = (from.div_ceil(PAGE).max(1) * PAGE, to / PAGE * PAGE);
+        if to > from {
+            io::punch_hole(&self.file, &self.path, from, to - from)?;
+        }
+        Ok(())
+    }
+
     /// Give back the preallocated zeros past `end` (the last handle is
     /// closing, so no one else maps the file): a closed database does not
     /// keep tens of MiB of slack. The next commit preallocates again.
