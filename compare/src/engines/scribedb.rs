@@ -11,7 +11,7 @@ use crate::Result;
 pub const SETTINGS: &str = "scribedb (this repository): `Durability::Immediate` (the default): \
     `commit` returns after fdatasync of the write-ahead log, and readers see a commit once it \
     is durable; otherwise default options (a 64 MiB memtable, flushed into segment files in \
-    the background; level 0 merged into one run once it holds 4 segments). Every process \
+    the background; leveled compaction, level 0 into level 1 at 4 files). Every process \
     opens the same directory. Compaction: `Database::compact` (flush, then merge every \
     segment). Sizes include the log's zeroed space ahead of its end (16 to 32 MiB), the \
     memtable's arenas (reserved 8 MiB at a time) and files that readers still pin.";
