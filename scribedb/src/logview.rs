@@ -11,8 +11,13 @@
 //! inside its mapping. A mapping may run past the end of the file; only
 //! bytes below the file length are ever touched: every slice is checked
 //! against the length last seen, refreshed from the file when a slice goes
-//! past it. The log only grows while handles are open (nothing truncates
-//! it), so a length once seen stays valid.
+//! past it. While handles are open the log never shrinks below a length
+//! anyone has seen with records in it (only zeros a commit just wrote
+//! ahead of its own record are given back, on a full disk; the last handle
+//! to close trims the slack), so a length once seen stays valid for every
+//! value a node refers to. Ranges whose memtable was flushed are punched
+//! out (they read as zeros), but only once no reader's view refers to
+//! them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
