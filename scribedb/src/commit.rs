@@ -274,7 +274,11 @@ impl Inner {
                     break;
                 }
             }
-            self.maint.record_stall(started.elapsed());
+            let waited = started.elapsed().as_micros() as u64;
+            self.coord.hdr(OFF_STALLS).fetch_add(1, Ordering::Relaxed);
+            self.coord
+                .hdr(OFF_STALL_MICROS)
+                .fetch_add(waited, Ordering::Relaxed);
             return self.seal(&*self.current_view()?);
         }
         self.seal(view)

@@ -255,8 +255,8 @@ pub struct Stats {
     /// The reader that keeps the most retired segment bytes: `(slot, pid,
     /// bytes)`.
     pub most_pinning_reader: Option<(usize, u64, u64)>,
-    /// Commits of this handle that waited for a flush, and how long in all
-    /// (microseconds).
+    /// Commits (of every process, since the coordination file was made)
+    /// that waited for a flush, and how long in all (microseconds).
     pub stalls: (u64, u64),
     /// Bytes of segment files this handle's flushes wrote.
     pub bytes_flushed: u64,
@@ -608,10 +608,7 @@ impl Database {
                 .filter(|r| r.live && r.pinned_bytes > 0)
                 .max_by_key(|r| r.pinned_bytes)
                 .map(|r| (r.slot, r.pid, r.pinned_bytes)),
-            stalls: (
-                inner.maint.stalls.load(Ordering::Relaxed),
-                inner.maint.stall_micros.load(Ordering::Relaxed),
-            ),
+            stalls: (hdr(OFF_STALLS), hdr(OFF_STALL_MICROS)),
             bytes_flushed: inner.maint.flushed_bytes.load(Ordering::Relaxed),
             bytes_compacted: inner.maint.compacted_bytes.load(Ordering::Relaxed),
             compactions: inner.maint.compactions.load(Ordering::Relaxed),

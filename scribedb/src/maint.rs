@@ -66,9 +66,6 @@ pub(crate) struct Maintenance {
     /// process published: a file only readers of views from there on to
     /// its retirement can need.
     born: Mutex<std::collections::HashMap<Born, u64>>,
-    /// Commits that waited for a flush (backpressure), and for how long.
-    pub stalls: AtomicU64,
-    pub stall_micros: AtomicU64,
     /// The view sequence of the last sweep.
     swept: AtomicU64,
     /// Per level, the first key of the file compacted last there.
@@ -112,12 +109,6 @@ impl Maintenance {
         if let Ok(handle) = spawned {
             *thread = Some(handle);
         }
-    }
-
-    pub fn record_stall(&self, waited: Duration) {
-        self.stalls.fetch_add(1, Ordering::Relaxed);
-        self.stall_micros
-            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn wake(&self) {

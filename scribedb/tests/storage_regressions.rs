@@ -393,3 +393,50 @@ fn committed_ts_stays_after_a_reboot_when_the_flush_dropped_the_newest_versions(
         db.committed_ts()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Backpressure is counted for the whole database: `scribe stat` in another
+// process showed no stalls, as each handle counted only its own.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stalls_behind_a_slow_flush_are_counted_for_every_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = small(&dir);
+    let observer = small(&dir);
+    let coord = File::options()
+        .read(true)
+        .write(true)
+        .open(dir.join("coord"))
+        .unwrap();
+    // No flush can run while this is held, as if the maintainer were slow.
+    ofd(&coord, LOCK_MAINT, libc::F_WRLCK);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        ofd(&coord, LOCK_MAINT, libc::F_UNLCK);
+        coord
+    });
+    let started = Instant::now();
+    let mut model = BTreeMap::new();
+    // Three budgets of writes: the second memtable reaches twice the budget
+    // while the first still waits for its flush.
+    for round in 0..200u32 {
+        let mut w = db.begin_write().unwrap();
+        for i in 0..10u32 {
+            let k = format!("key-{:05}", (round * 10 + i) % 1000).into_bytes();
+            let v = format!("{round}-{}", "s".repeat(40)).into_bytes();
+            w.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        w.commit().unwrap();
+    }
+    drop(release.join().unwrap());
+    let (count, micros) = observer.stats().unwrap().stalls;
+    assert!(count >= 1, "no commit waited for the flush");
+    assert!(
+        micros >= 100_000 && micros <= started.elapsed().as_micros() as u64,
+        "waited {micros} µs"
+    );
+    assert_eq!(db_contents(&observer), model);
+}

@@ -85,8 +85,12 @@ pub const OFF_HISTORY_FLOOR: usize = OFF_VIEW_FLOOR + F;
 /// sealed_log_end, active_log_start, manifest_generation.
 pub const OFF_VIEW_NEXT: usize = OFF_HISTORY_FLOOR + F;
 pub const VIEW_FIELDS: usize = 6;
+/// Commits (in any process) that waited for a flush, and the
+/// microseconds they waited in all (diagnostics).
+pub const OFF_STALLS: usize = OFF_VIEW_NEXT + VIEW_FIELDS * F;
+pub const OFF_STALL_MICROS: usize = OFF_STALLS + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_VIEW_NEXT + VIEW_FIELDS * F;
+pub const HEADER_USED: usize = OFF_STALL_MICROS + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;
