@@ -8,10 +8,11 @@
 //! view names, which the next maintainer removes, and the next job starts
 //! from what was published.
 //!
-//! Deletion: a file (arenas of a flushed memtable, an old segment, an old
-//! manifest, the log behind a flush) is retired by the view change that
-//! stops naming it, and deleted once no live reader in any process reads an
-//! older view (`Inner::view_floor`).
+//! Deletion: a file (arenas and log range of a flushed memtable, an old
+//! segment, an old manifest) is retired by the view change that stops
+//! naming it, and deleted once no live reader in any process reads a view
+//! between the one that first named it and that change
+//! (`Inner::live_views`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
