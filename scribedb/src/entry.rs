@@ -1,6 +1,8 @@
 //! Vocabulary shared by every layer that stores versions: the memtable, the
 //! log and the segment files.
 
+use std::ops::Bound;
+
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
 /// Longest value accepted, in bytes.
@@ -26,5 +28,23 @@ impl Kind {
             2 => Some(Kind::Delete),
             _ => None,
         }
+    }
+}
+
+/// Whether `key` lies at or above a scan's lower bound.
+pub fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
+    match lower {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+/// Whether `key` lies at or below a scan's upper bound.
+pub fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
+    match upper {
+        Bound::Included(u) => key <= u.as_slice(),
+        Bound::Excluded(u) => key < u.as_slice(),
+        Bound::Unbounded => true,
     }
 }

@@ -108,8 +108,10 @@ impl LogView {
         // SAFETY: a read-only shared mapping of the log. Bytes below the
         // file length that a node refers to belong to whole commit records,
         // which nothing ever rewrites; only bytes below the known length
-        // are read (checked in `slice`), and the log never shrinks while
-        // handles are open.
+        // are read (checked in `slice`). While handles are open the file
+        // never shrinks below a byte a node refers to (only zeros just
+        // written ahead of a record are cut on a full disk), and punched
+        // ranges keep the length and read as zeros.
         let map = unsafe {
             io::map_read_range(
                 &self.file,

@@ -234,14 +234,7 @@ impl Inner {
             .flushed_bytes
             .fetch_add(written, Ordering::Relaxed);
         let seq = self.publish_manifest(next.generation, true)?;
-        self.born(
-            seq,
-            next.segments
-                .iter()
-                .filter(|s| s.id >= m.next_segment_id)
-                .map(|s| Born::Segment(s.id))
-                .chain([Born::Manifest(next.generation)]),
-        );
+        self.published(seq, m, &next);
         self.retire(
             seq,
             [
@@ -344,14 +337,7 @@ impl Inner {
         next.segments = l0.into_iter().chain(deeper).collect();
         next.write(&self.dir)?;
         let seq = self.publish_manifest(next.generation, false)?;
-        self.born(
-            seq,
-            next.segments
-                .iter()
-                .filter(|s| s.id >= m.next_segment_id)
-                .map(|s| Born::Segment(s.id))
-                .chain([Born::Manifest(next.generation)]),
-        );
+        self.published(seq, m, &next);
         self.retire(seq, retired);
         self.maint.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -536,6 +522,17 @@ impl Inner {
     /// Note that memtable `generation` became the current one at view `seq`.
     pub fn memtable_born(&self, generation: u64, seq: u64) {
         self.born(seq, [Born::Memtable(generation)]);
+    }
+
+    /// Note what manifest `next`, published at view `seq` in place of
+    /// `prev`, names first: itself and the segments written for it.
+    fn published(&self, seq: u64, prev: &Manifest, next: &Manifest) {
+        let new = next
+            .segments
+            .iter()
+            .filter(|s| s.id >= prev.next_segment_id)
+            .map(|s| Born::Segment(s.id));
+        self.born(seq, new.chain([Born::Manifest(next.generation)]));
     }
 
     fn born(&self, seq: u64, what: impl IntoIterator<Item = Born>) {

@@ -66,19 +66,21 @@ fn value(rng: &mut impl Rng, i: u32, round: u32) -> Vec<u8> {
     v
 }
 
-fn seed() -> u64 {
-    std::env::var("SCRIBEDB_SEGMENT_SEED")
+/// A count or seed from the environment, for longer runs.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(7)
+        .unwrap_or(default)
+}
+
+fn seed() -> u64 {
+    env_or("SCRIBEDB_SEGMENT_SEED", 7)
 }
 
 #[test]
 fn model_with_flushes_compactions_snapshots_and_reboots() {
-    let rounds: u32 = std::env::var("SCRIBEDB_SEGMENT_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let rounds: u32 = env_or("SCRIBEDB_SEGMENT_ROUNDS", 60);
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
@@ -183,10 +185,7 @@ fn model_with_flushes_compactions_snapshots_and_reboots() {
 
 #[test]
 fn overwrite_churn_stays_in_bounded_space() {
-    let writes: u32 = std::env::var("SCRIBEDB_CHURN_WRITES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000);
+    let writes: u32 = env_or("SCRIBEDB_CHURN_WRITES", 200_000);
     let keys = 10_000u32;
     let budget = 1u64 << 20;
     let tmp = tempfile::tempdir().unwrap();
@@ -341,10 +340,7 @@ fn a_reader_in_another_handle_keeps_its_snapshot_through_compactions() {
 
 #[test]
 fn deeper_levels_keep_every_answer() {
-    let keys: u32 = std::env::var("SCRIBEDB_LEVEL_KEYS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24_000);
+    let keys: u32 = env_or("SCRIBEDB_LEVEL_KEYS", 24_000);
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
     // Level 1 is 1 MiB here, level 2 10 MiB.

@@ -14,6 +14,7 @@ pub(crate) mod skiplist;
 use std::cmp::Ordering;
 use std::ops::Bound;
 
+use crate::entry::{above_lower, below_upper};
 use crate::error::Result;
 pub(crate) use arena::{cmp_keys, Arenas, Kind, Node, StoredValue};
 pub(crate) use skiplist::{Inserter, SkipList, SpreadEntry};
@@ -74,22 +75,6 @@ enum BackEnd<'a> {
 /// A backward batch starts at a node reaching this level: about 2^4 nodes
 /// before its end, so one search serves about 16 steps.
 const BACK_BATCH_LEVEL: usize = 4;
-
-fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
-    match lower {
-        Bound::Included(l) => key >= l.as_slice(),
-        Bound::Excluded(l) => key > l.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
-
-fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
-    match upper {
-        Bound::Included(u) => key <= u.as_slice(),
-        Bound::Excluded(u) => key < u.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
 
 impl<'a> VisibleIter<'a> {
     pub fn new(

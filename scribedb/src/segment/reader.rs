@@ -8,7 +8,7 @@ use memmap2::Mmap;
 
 use super::format::*;
 use super::SegmentMeta;
-use crate::entry::Kind;
+use crate::entry::{above_lower, below_upper, Kind};
 use crate::error::{Error, Result};
 
 /// One version read from a segment; the slices borrow the mapping.
@@ -520,22 +520,6 @@ pub(crate) struct SegmentIter<'a> {
 /// A key and its visible value, `None` for a tombstone.
 type Visible<'a> = (&'a [u8], Option<&'a [u8]>);
 type Item<'a> = Result<Visible<'a>>;
-
-fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
-    match lower {
-        Bound::Included(l) => key >= l.as_slice(),
-        Bound::Excluded(l) => key > l.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
-
-fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
-    match upper {
-        Bound::Included(u) => key <= u.as_slice(),
-        Bound::Excluded(u) => key < u.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
 
 impl<'a> SegmentIter<'a> {
     /// Ask for what the first forward step reads: the lower bound's hash
