@@ -11,12 +11,11 @@ use crate::coord::ViewFields;
 use crate::db::{Durability, Inner};
 use crate::error::{Error, Result};
 use crate::hlc;
+use crate::logview::LogSet;
 use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
 use crate::recovery::index_seed;
 use crate::view::View;
-use crate::wal::format::{
-    decode_payload, parse_header, ValueOffsets, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER,
-};
+use crate::wal::format::{decode_payload, parse_header, ValueOffsets, MAX_PAYLOAD, RECORD_HEADER};
 
 /// Writes from which an `Immediate` commit starts its sync on a thread of
 /// its own as soon as its record is in the log, overlapping the sync with
@@ -46,9 +45,11 @@ impl Inner {
         }
         let start = hdr(OFF_COMMIT_WAL_START).load(Ordering::Acquire);
         let end = hdr(OFF_WAL_END).load(Ordering::Acquire);
-        let sane = FILE_HEADER as u64 <= start
-            && start <= end
-            && end <= self.wal.file_len()?
+        let view = self.current_view()?;
+        let base = view.fields.active_log_base;
+        let sane = start <= end
+            && self.wal.within(base, start)?
+            && self.wal.within(base, end)?
             && end - start <= RECORD_HEADER as u64 + MAX_PAYLOAD;
         if !sane {
             return Err(Error::corrupted(
@@ -61,15 +62,15 @@ impl Inner {
             ));
         }
         if end > start {
-            let record = self.wal.read_at(start, end - start)?;
+            let record = self.wal.read_at(base, start, end - start)?;
             let header =
                 parse_header(&record).filter(|h| h.ts == ts && h.total_len() == end - start);
-            let corrupt = |what: &str| Error::corrupted(self.wal.path(), start, what.to_string());
+            let corrupt =
+                |what: &str| Error::corrupted(self.wal.path(base), start, what.to_string());
             let header =
                 header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
             let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
             let writes = decode_payload(payload).map_err(corrupt)?;
-            let view = self.current_view()?;
             let mut ins = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts)?;
             ins.reserve(writes.len())?;
             let payload_at = start + RECORD_HEADER as u64;
@@ -86,7 +87,7 @@ impl Inner {
             hdr(OFF_WRITTEN_TS).fetch_max(ts, Ordering::AcqRel);
             self.wal.sync_and_publish(&self.coord)?;
         } else {
-            self.wal.clear_partial(start)?;
+            self.wal.clear_partial(base, start)?;
         }
         hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
         hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
@@ -161,10 +162,14 @@ impl Inner {
         })?;
         hdr(OFF_HLC_LAST).store(ts, Ordering::Release);
 
+        // The writer role is held: only this commit's own seal (below)
+        // changes the memtable of the view and the log file appended to.
+        let view = self.current_view()?;
+        let base = view.fields.active_log_base;
         let count = writes.len() as u64;
         let synced_mark = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
         let start = hdr(OFF_WAL_END).load(Ordering::Acquire);
-        if start < FILE_HEADER as u64 || !self.wal.within(start)? {
+        if !self.wal.within(base, start)? {
             return Err(Error::corrupted(
                 self.coord.path(),
                 OFF_WAL_END as u64,
@@ -175,10 +180,15 @@ impl Inner {
         let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
         hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
         hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
-        let end = match self
-            .wal
-            .append(start, ts, synced_mark, count, payload_len, writes.clone())
-        {
+        let end = match self.wal.append(
+            base,
+            start,
+            ts,
+            synced_mark,
+            count,
+            payload_len,
+            writes.clone(),
+        ) {
             Ok(end) => end,
             Err(e) => {
                 // Nothing reached the version store, and the append cleared
@@ -190,15 +200,6 @@ impl Inner {
         hdr(OFF_WAL_END).store(end, Ordering::Release);
         logged(end);
 
-        // The writer role is held: only this commit's own seal (below)
-        // changes the memtable of the view.
-        let view = match self.current_view() {
-            Ok(view) => view,
-            Err(e) => {
-                self.set_poison(format!("preparing to insert a commit failed: {e}"));
-                return Err(e);
-            }
-        };
         let inserted = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
             ins.reserve(writes.len())?;
             Ok(ins)
@@ -294,19 +295,25 @@ impl Inner {
         {
             return Ok(());
         }
+        // The whole file is durable before the next one is started: a sync
+        // of the next covers every position below its end (`Wal`).
         self.wal.sync_and_publish(&self.coord)?;
         let next_gen = view
             .fields
             .mem_generation
             .max(view.fields.sealed_generation)
             + 1;
+        // Under the view lock, so that no sweep takes the new file for the
+        // leftover of a seal that died.
         let _view_lock = self.coord.lock_view()?;
         let result = (|| {
             let fields = self.coord.read_view()?;
-            let arenas = Arenas::new(&self.dir, next_gen, self.arena_size, self.log.clone());
+            let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
+            let log_base = self.wal.start_file(fields.active_log_base, end)?;
+            // Only initialised here; each process maps it through its view.
+            let arenas = Arenas::new(&self.dir, next_gen, self.arena_size, LogSet::empty());
             let count = std::sync::atomic::AtomicU64::new(0);
             SkipList::init(&arenas, &count, index_seed())?;
-            let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
             self.coord
                 .hdr(OFF_VERSION_COUNT)
                 .store(0, Ordering::Release);
@@ -317,6 +324,7 @@ impl Inner {
                 sealed_generation: fields.mem_generation,
                 sealed_log_end: end,
                 active_log_start: end,
+                active_log_base: log_base,
                 manifest_generation: fields.manifest_generation,
             });
             self.memtable_born(next_gen, seq);

@@ -14,7 +14,7 @@ use crate::coord::{Attach, Coord};
 use crate::error::{Error, IoContext, Result};
 use crate::gc::Horizon;
 use crate::hlc;
-use crate::logview::LogView;
+use crate::logfiles;
 use crate::maint::{self, Maintenance};
 use crate::manifest::Manifest;
 use crate::recovery;
@@ -26,7 +26,6 @@ use crate::wal::{RecoveryReport, Wal};
 pub use crate::entry::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 const COORD_FILE: &str = "coord";
-const WAL_FILE: &str = "wal";
 const DEFAULT_ARENA_SIZE: usize = 128 << 20;
 /// Default memtable budget: arena bytes plus the log bytes its values use.
 pub const DEFAULT_MEMTABLE_SIZE: u64 = 64 << 20;
@@ -202,9 +201,11 @@ pub struct Stats {
     pub arenas: u64,
     /// Bytes used in those arenas.
     pub arena_bytes: u64,
-    /// Bytes of WAL records.
+    /// Log position of the end of the last record: bytes of log written
+    /// over the database's life (`wal_bytes - log_start` are not yet in
+    /// segments).
     pub wal_bytes: u64,
-    /// Size of the WAL file including preallocation.
+    /// Bytes of the log's files, preallocation included.
     pub wal_file_bytes: u64,
     /// Newest commit visible to readers.
     pub committed_ts: u64,
@@ -233,8 +234,8 @@ pub struct Stats {
     pub segments: usize,
     /// Bytes of segment files per level (index 0 is level 0).
     pub level_bytes: Vec<u64>,
-    /// Log offset where records not yet in segments begin: the log below it
-    /// is cut.
+    /// Log position where records not yet in segments begin: the log
+    /// below it is deleted once no reader needs it.
     pub log_start: u64,
     /// Generation of the current manifest.
     pub manifest_generation: u64,
@@ -278,8 +279,6 @@ pub(crate) struct Inner {
     writer_timeout: Duration,
     pub coord: Coord,
     pub wal: Wal,
-    /// Read-only windows on the log, shared by every memtable's arenas.
-    pub log: Arc<LogView>,
     pub arena_size: usize,
     pub memtable_size: u64,
     /// The view this process built last.
@@ -326,7 +325,7 @@ impl Database {
             // Every database has its log from the moment it is created.
             let why = if !dir.is_dir() {
                 "no such database directory"
-            } else if !dir.join(WAL_FILE).is_file() {
+            } else if logfiles::list(dir).map_or(true, |files| files.is_empty()) {
                 "not a ScribeDB database (it has no write-ahead log)"
             } else {
                 ""
@@ -341,17 +340,15 @@ impl Database {
         crate::io::create_dir(dir)?;
         let (coord, attach) =
             Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
-        let wal = Wal::open(&dir.join(WAL_FILE))?;
-        let log = Arc::new(LogView::open(&dir.join(WAL_FILE))?);
+        let wal = Wal::open(dir, opts.memtable_size)?;
         let (view, report) = match attach {
             Attach::Alone => {
-                let r =
-                    recovery::recover_alone(dir, &coord, &wal, &log, opts.repair, opts.arena_size);
+                let r = recovery::recover_alone(dir, &coord, &wal, opts.repair, opts.arena_size);
                 coord.share()?;
                 r?
             }
             Attach::Shared => {
-                let view = View::load(dir, coord.read_view()?, &log, opts.arena_size, None)?;
+                let view = View::load(dir, coord.read_view()?, opts.arena_size, None)?;
                 // Fails here, not at the first read, if the version store
                 // in use was built by a release with another arena format
                 // (still open in another process).
@@ -376,7 +373,6 @@ impl Database {
             owner_tag: owner_tag(proc_slot, proc_generation),
             coord,
             wal,
-            log,
             arena_size: opts.arena_size,
             memtable_size: opts.memtable_size,
             view: ArcSwap::from_pointee(view),
@@ -572,7 +568,7 @@ impl Database {
             arenas,
             arena_bytes,
             wal_bytes: hdr(OFF_WAL_END),
-            wal_file_bytes: inner.wal.file_len()?,
+            wal_file_bytes: inner.wal.bytes_on_disk()?,
             committed_ts: hdr(OFF_COMMITTED_TS),
             epoch: hdr(OFF_EPOCH),
             readers: inner.coord.reader_slots().len(),
@@ -674,7 +670,9 @@ impl Drop for Inner {
             && self.coord.last_one_closing()
         {
             let end = self.coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
-            let _ = self.wal.trim_after(end);
+            if let Ok(view) = self.coord.read_view() {
+                let _ = self.wal.trim_after(view.active_log_base, end);
+            }
         }
         self.coord.release_process_slot(self.proc_slot);
     }
@@ -834,7 +832,7 @@ impl Inner {
             if cached.fields.seq == fields.seq {
                 return Ok(cached);
             }
-            match View::load(&self.dir, fields, &self.log, self.arena_size, Some(&cached)) {
+            match View::load(&self.dir, fields, self.arena_size, Some(&cached)) {
                 Ok(view) => {
                     let view = Arc::new(view);
                     self.view.store(view.clone());

@@ -33,6 +33,7 @@ mod gc;
 mod history;
 mod hlc;
 mod io;
+mod logfiles;
 mod logview;
 mod maint;
 mod manifest;

@@ -2,27 +2,32 @@
 //! the values the version store keeps only in the log.
 //!
 //! Values of [`LOG_VALUE_MIN`] bytes or more are not copied into the
-//! arenas: a node holds the log offset of the value inside its commit's
+//! arenas: a node holds the log position of the value inside its commit's
 //! record instead. The record is durable data that is never rewritten, so
 //! the value is stored once, and a commit writes it once.
 //!
-//! The file is mapped in windows of 1 GiB, each mapping reaching
+//! The log is split into files (`logfiles.rs`); a memtable's records lie
+//! in one file, or in a few after a rebuild, and its arenas hold a
+//! [`LogSet`] of exactly those files, so a file's mappings go when the
+//! last memtable that needs it does.
+//!
+//! A file is mapped in windows of 1 GiB, each mapping reaching
 //! [`MAX_VALUE_LEN`] further, so that a value that starts in a window ends
 //! inside its mapping. A mapping may run past the end of the file; only
 //! bytes below the file length are ever touched: every slice is checked
 //! against the length last seen, refreshed from the file when a slice goes
-//! past it. While handles are open the log never shrinks below a length
+//! past it. While handles are open a file never shrinks below a length
 //! anyone has seen with records in it (only zeros a commit just wrote
 //! ahead of its own record are given back, on a full disk; the last handle
 //! to close trims the slack), so a length once seen stays valid for every
-//! value a node refers to. Ranges whose memtable was flushed are punched
-//! out (they read as zeros), but only once no reader's view refers to
-//! them.
+//! value a node refers to. Files (or, in a file shared by several
+//! memtables, ranges) whose memtable was flushed are deleted (punched
+//! out), but only once no reader's view refers to them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -37,12 +42,69 @@ const WINDOW_SHIFT: u32 = 30;
 /// Bytes a window's mapping covers: its own gigabyte and the longest value
 /// that can start in it.
 const SPAN: u64 = (1 << WINDOW_SHIFT) + MAX_VALUE_LEN as u64;
-/// Windows a view can map: a log of up to 4 TiB.
+/// Windows a file can map: a file of up to 4 TiB.
 const MAX_WINDOWS: usize = 4096;
-/// The windows cover the longest log (`MAX_LOG_LEN`).
+/// The windows cover the longest log file (`MAX_LOG_LEN`).
 const _: () = assert!((MAX_WINDOWS as u64) << WINDOW_SHIFT >= MAX_LOG_LEN);
 
-pub struct LogView {
+/// The log files one memtable's values lie in, in position order.
+pub struct LogSet {
+    files: Vec<Arc<LogFile>>,
+}
+
+impl LogSet {
+    /// `files` in position order.
+    pub fn new(files: Vec<Arc<LogFile>>) -> LogSet {
+        debug_assert!(files.windows(2).all(|w| w[0].base < w[1].base));
+        LogSet { files }
+    }
+
+    /// A set of no files, for a memtable that is only being initialised.
+    pub fn empty() -> Arc<LogSet> {
+        Arc::new(LogSet { files: Vec::new() })
+    }
+
+    pub fn files(&self) -> &[Arc<LogFile>] {
+        &self.files
+    }
+
+    #[inline]
+    fn holding(&self, pos: u64) -> Option<&LogFile> {
+        match &self.files[..] {
+            [only] => Some(only),
+            files => {
+                let i = files.partition_point(|f| f.base <= pos).checked_sub(1)?;
+                Some(&files[i])
+            }
+        }
+    }
+
+    /// The `len` bytes at log position `pos`.
+    #[inline]
+    pub fn slice(&self, pos: u64, len: u64) -> Result<&[u8]> {
+        match self.holding(pos) {
+            Some(file) => file.slice(pos, len),
+            None => Err(Error::corrupted(
+                self.files.first().map_or(Path::new("wal"), |f| &f.path),
+                pos,
+                "value reference lies before the memtable's log",
+            )),
+        }
+    }
+
+    /// Ask for the first cache lines of the value at `pos` (a hint only).
+    #[inline]
+    pub fn prefetch(&self, pos: u64) {
+        if let Some(file) = self.holding(pos) {
+            file.prefetch(pos);
+        }
+    }
+}
+
+/// One log file, mapped read-only, addressed by log position.
+pub struct LogFile {
+    /// Log position of the file's first byte.
+    base: u64,
     file: File,
     path: PathBuf,
     /// File length last seen: bytes below it exist.
@@ -50,10 +112,12 @@ pub struct LogView {
     windows: Box<[OnceLock<Mmap>]>,
 }
 
-impl LogView {
-    pub fn open(path: &Path) -> Result<LogView> {
+impl LogFile {
+    /// Open the log file at `path`, whose positions begin at `base`.
+    pub fn open(path: &Path, base: u64) -> Result<LogFile> {
         let file = io::open(path, Open::Read)?;
-        Ok(LogView {
+        Ok(LogFile {
+            base,
             file,
             path: path.to_path_buf(),
             known_len: AtomicU64::new(0),
@@ -61,9 +125,16 @@ impl LogView {
         })
     }
 
-    /// The `len` bytes at log offset `offset`.
-    pub fn slice(&self, offset: u64, len: u64) -> Result<&[u8]> {
-        let bad = |what: &str| Error::corrupted(&self.path, offset, format!("value {what}"));
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The `len` bytes at log position `pos`.
+    pub fn slice(&self, pos: u64, len: u64) -> Result<&[u8]> {
+        let bad = |what: &str| Error::corrupted(&self.path, pos, format!("value {what}"));
+        let offset = pos
+            .checked_sub(self.base)
+            .ok_or_else(|| bad("reference lies before its log file"))?;
         let end = offset
             .checked_add(len)
             .filter(|_| len <= MAX_VALUE_LEN as u64)
@@ -79,18 +150,19 @@ impl LogView {
             return Ok(&[]);
         }
         let window = (offset >> WINDOW_SHIFT) as usize;
-        let base = (window as u64) << WINDOW_SHIFT;
+        let from = (window as u64) << WINDOW_SHIFT;
         let map = self
             .window(window)
-            .ok_or_else(|| bad("lies past the largest log"))??;
-        Ok(&map[(offset - base) as usize..(end - base) as usize])
+            .ok_or_else(|| bad("lies past the largest log file"))??;
+        Ok(&map[(offset - from) as usize..(end - from) as usize])
     }
 
-    /// Ask for the first cache lines of the value at log offset `offset`,
+    /// Ask for the first cache lines of the value at log position `pos`,
     /// if its window is mapped here. A hint only: nothing is read, so an
-    /// unchecked offset is harmless.
+    /// unchecked position is harmless.
     #[inline]
-    pub fn prefetch(&self, offset: u64) {
+    pub fn prefetch(&self, pos: u64) {
+        let offset = pos.wrapping_sub(self.base);
         let window = (offset >> WINDOW_SHIFT) as usize;
         if let Some(map) = self.windows.get(window).and_then(OnceLock::get) {
             let at = (offset - ((window as u64) << WINDOW_SHIFT)) as usize;
@@ -141,7 +213,7 @@ mod tests {
         let path = dir.path().join("log");
         let file = File::create(&path).unwrap();
         file.write_all_at(b"start", 0).unwrap();
-        let view = LogView::open(&path).unwrap();
+        let view = LogFile::open(&path, 0).unwrap();
         assert_eq!(view.slice(0, 5).unwrap(), b"start");
         assert_eq!(view.slice(5, 0).unwrap(), b"");
         // Past the end: an error, never a touch of the mapping.
@@ -165,5 +237,31 @@ mod tests {
         );
         assert_eq!(view.slice(boundary + 4, 5).unwrap(), b" boun");
         assert_eq!(view.slice(0, 5).unwrap(), b"start");
+    }
+
+    #[test]
+    fn positions_are_resolved_to_the_file_that_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        File::create(&a)
+            .unwrap()
+            .write_all_at(b"first file", 0)
+            .unwrap();
+        File::create(&b)
+            .unwrap()
+            .write_all_at(b"second file", 0)
+            .unwrap();
+        let set = LogSet::new(vec![
+            Arc::new(LogFile::open(&a, 0).unwrap()),
+            Arc::new(LogFile::open(&b, 1000).unwrap()),
+        ]);
+        assert_eq!(set.slice(6, 4).unwrap(), b"file");
+        assert_eq!(set.slice(1000, 6).unwrap(), b"second");
+        // A reference past a file's end fails, also when a later file
+        // exists: values never span files.
+        assert!(matches!(set.slice(8, 5), Err(Error::Corrupted { .. })));
+        let later = LogSet::new(vec![Arc::new(LogFile::open(&b, 1000).unwrap())]);
+        assert!(matches!(later.slice(6, 4), Err(Error::Corrupted { .. })));
+        assert!(matches!(later.slice(999, 2), Err(Error::Corrupted { .. })));
     }
 }

@@ -25,6 +25,7 @@ use crate::entry::Kind;
 use crate::error::Result;
 use crate::gc::{Horizon, KeyFilter};
 use crate::io;
+use crate::logfiles;
 use crate::manifest::{parse_segment_file, segment_file, Manifest, SegmentRef};
 use crate::memtable::{Arenas, SkipList};
 use crate::segment::{Segment, SegmentMeta, SegmentWriter};
@@ -90,7 +91,8 @@ enum Born {
 #[derive(Clone, Debug)]
 enum Retired {
     Arenas(u64),
-    /// The log of one flushed memtable (its records are in a segment).
+    /// The log positions of one flushed memtable (its records are in a
+    /// segment): its file, or part of one.
     Log(u64, u64),
     Segment(u64),
     Manifest(u64),
@@ -595,7 +597,8 @@ impl Inner {
                     io::remove_quietly(&Manifest::file(&self.dir, g));
                 }
                 Retired::Log(from, to) => {
-                    if let Err(e) = self.wal.punch(from, to) {
+                    let active = self.coord.read_view().map(|f| f.active_log_base);
+                    if let Err(e) = active.and_then(|base| self.wal.release(from, to, base)) {
                         self.note_maintenance_error(e.to_string());
                     }
                 }
@@ -624,13 +627,20 @@ impl Inner {
             }
             let view = self.current_view()?;
             remove_unnamed(&self.dir, &view);
-            self.wal.cut_below(view.manifest.log_start)
+            self.wal
+                .release_below(view.manifest.log_start, view.fields.active_log_base)
         })()
     }
 }
 
-/// Remove arenas, segments and manifests `view` does not name.
+/// Remove arenas, segments, manifests and log files `view` does not name
+/// (a log file past the one appended to was started by a seal that died).
 pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
+    for base in logfiles::list(dir).unwrap_or_default() {
+        if base > view.fields.active_log_base {
+            io::remove_quietly(&logfiles::path(dir, base));
+        }
+    }
     let keep = view.manifest.generation;
     // Unpublished manifests first, durably: a rebuild must never find one
     // that names segments removed below.

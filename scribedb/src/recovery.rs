@@ -9,7 +9,8 @@ use std::sync::Arc;
 use crate::coord::layout::*;
 use crate::coord::{self, Coord, ViewFields};
 use crate::error::Result;
-use crate::logview::LogView;
+use crate::logfiles;
+use crate::logview::{LogFile, LogSet};
 use crate::maint;
 use crate::manifest::Manifest;
 use crate::memtable::{Arenas, Inserter, SkipList, SpreadEntry, StoredValue};
@@ -31,7 +32,6 @@ pub(crate) fn recover_alone(
     dir: &Path,
     coord: &Coord,
     wal: &Wal,
-    log: &Arc<LogView>,
     repair: bool,
     arena_size: usize,
 ) -> Result<(View, RecoveryReport)> {
@@ -42,20 +42,23 @@ pub(crate) fn recover_alone(
         && boot != 0
         && fields.mem_generation != 0
         && hdr(OFF_BOOT_ID).load(Ordering::Acquire) == boot
-        && hdr(OFF_WAL_END).load(Ordering::Acquire) <= wal.file_len()?
+        && wal.within(
+            fields.active_log_base,
+            hdr(OFF_WAL_END).load(Ordering::Acquire),
+        )?
         && fields.arena_count >= 1;
     if reusable {
         // Same boot: the mapped files hold exactly what the last process
         // left, and an unfinished commit is completed by the next writer.
         // Arenas of another format do not open, and are rebuilt below.
-        let view = View::load(dir, fields, log, arena_size, None)?;
-        if view.active.get(0).is_ok() {
+        let view = View::load(dir, fields, arena_size, None);
+        if let Some(view) = view.ok().filter(|v| v.active.get(0).is_ok()) {
             hdr(OFF_WRITER_PID).store(0, Ordering::Release);
             // No one else is attached, so no reader needs what the view
             // does not name: what earlier handles retired, or what their
             // crashed jobs left, goes now.
             maint::remove_unnamed(dir, &view);
-            wal.cut_below(view.manifest.log_start)?;
+            wal.release_below(view.manifest.log_start, fields.active_log_base)?;
             return Ok((view, RecoveryReport::default()));
         }
     }
@@ -72,11 +75,13 @@ pub(crate) fn recover_alone(
     maint::remove_unlisted_segments(dir, &manifest);
     let log_start = manifest.log_start.max(FILE_HEADER as u64);
     let next_gen = fields.mem_generation.max(fields.sealed_generation) + 1;
-    let arenas = Arc::new(Arenas::new(dir, next_gen, arena_size, log.clone()));
+    // Inserting reads no value: the arenas learn which log files hold
+    // their values once the replay has settled that.
+    let arenas = Arenas::new(dir, next_gen, arena_size, LogSet::empty());
     let count = std::sync::atomic::AtomicU64::new(0);
     SkipList::init(&arenas, &count, index_seed())?;
     let mut versions = 0u64;
-    let report = wal.recover(log_start, repair, |ts, payload_at, writes| {
+    let (report, replayed) = wal.recover(log_start, repair, |ts, payload_at, writes| {
         let mut ins = Inserter::new(&arenas, &count, ts)?;
         ins.reserve(writes.len())?;
         let entries = writes.iter().map(|w| SpreadEntry {
@@ -88,6 +93,18 @@ pub(crate) fn recover_alone(
         versions += writes.len() as u64;
         Ok(())
     })?;
+    let active_base = *replayed.last().expect("recovery replays at least one file");
+    drop(arenas);
+    let files = replayed
+        .iter()
+        .map(|&b| LogFile::open(&logfiles::path(dir, b), b).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let arenas = Arc::new(Arenas::new(
+        dir,
+        next_gen,
+        arena_size,
+        Arc::new(LogSet::new(files)),
+    ));
     let last = report.last_ts.max(manifest.flushed_ts);
     hdr(OFF_HLC_LAST).fetch_max(last, Ordering::AcqRel);
     for off in [OFF_COMMITTED_TS, OFF_WRITTEN_TS] {
@@ -116,6 +133,7 @@ pub(crate) fn recover_alone(
         sealed_generation: 0,
         sealed_log_end: 0,
         active_log_start: log_start,
+        active_log_base: active_base,
         manifest_generation: manifest.generation,
     };
     let seq = coord.write_view(&fields);
@@ -129,8 +147,8 @@ pub(crate) fn recover_alone(
         runs: Vec::new(),
         manifest: Arc::new(Manifest::default()),
     };
-    let view = View::load(dir, view.fields, log, arena_size, Some(&view))?;
+    let view = View::load(dir, view.fields, arena_size, Some(&view))?;
     maint::remove_unnamed(dir, &view);
-    wal.cut_below(log_start)?;
+    wal.release_below(log_start, active_base)?;
     Ok((view, report))
 }

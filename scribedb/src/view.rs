@@ -21,11 +21,13 @@ use std::sync::Arc;
 
 use crate::coord::ViewFields;
 use crate::error::{Error, Result};
-use crate::logview::LogView;
+use crate::logfiles;
+use crate::logview::{LogFile, LogSet};
 use crate::manifest::{segment_file, Manifest};
 use crate::memtable::{Arenas, Kind, SkipList, VisibleIter};
 use crate::merge::{Ends, MergeIter, Source};
 use crate::segment::Segment;
+use crate::wal::format::FILE_HEADER;
 
 pub(crate) struct View {
     pub fields: ViewFields,
@@ -43,27 +45,32 @@ impl View {
     pub fn load(
         dir: &Path,
         fields: ViewFields,
-        log: &Arc<LogView>,
         arena_size: usize,
         prev: Option<&View>,
     ) -> Result<View> {
-        let arenas = |generation: u64| -> Arc<Arenas> {
-            let known = prev.and_then(|p| {
-                std::iter::once(&p.active)
-                    .chain(p.sealed.iter())
-                    .find(|a| a.generation() == generation)
-            });
-            match known {
-                Some(a) => a.clone(),
-                None => Arc::new(Arenas::new(dir, generation, arena_size, log.clone())),
-            }
-        };
-        let active = arenas(fields.mem_generation);
-        let sealed = (fields.sealed_generation != 0).then(|| arenas(fields.sealed_generation));
         let manifest = match prev {
             Some(p) if p.manifest.generation == fields.manifest_generation => p.manifest.clone(),
             _ if fields.manifest_generation == 0 => Arc::new(Manifest::default()),
             _ => Arc::new(Manifest::read(dir, fields.manifest_generation)?),
+        };
+        let prev_arenas = || {
+            prev.into_iter()
+                .flat_map(|p| std::iter::once(&p.active).chain(&p.sealed))
+        };
+        let arenas = |generation: u64, from: u64, to: Option<u64>| -> Result<Arc<Arenas>> {
+            if let Some(a) = prev_arenas().find(|a| a.generation() == generation) {
+                return Ok(a.clone());
+            }
+            let known = prev_arenas().flat_map(|a| a.log().files());
+            let log = log_set(dir, from, to, fields.active_log_base, known)?;
+            Ok(Arc::new(Arenas::new(dir, generation, arena_size, log)))
+        };
+        // The sealed memtable's records run from the manifest's log start
+        // to the sealed end; the current one's from its start on.
+        let active = arenas(fields.mem_generation, fields.active_log_start, None)?;
+        let sealed = match fields.sealed_generation {
+            0 => None,
+            g => Some(arenas(g, manifest.log_start, Some(fields.sealed_log_end))?),
         };
         let mut l0 = Vec::new();
         let mut runs: Vec<Vec<Arc<Segment>>> = Vec::new();
@@ -187,6 +194,49 @@ impl View {
         }
         Scan::Merged(MergeIter::new(sources))
     }
+}
+
+/// The log files that hold positions `from..to` (`to` open: through the
+/// file of `last_base`, the one appended to), reusing those of `known`.
+/// The common case, a memtable whose records all lie in the file it
+/// started, needs no listing of the directory.
+fn log_set<'k>(
+    dir: &Path,
+    from: u64,
+    to: Option<u64>,
+    last_base: u64,
+    known: impl Iterator<Item = &'k Arc<LogFile>> + Clone,
+) -> Result<Arc<LogSet>> {
+    let from = from.max(FILE_HEADER as u64);
+    let bases = if to.is_none() && from == last_base + FILE_HEADER as u64 {
+        vec![last_base]
+    } else {
+        let all = logfiles::list(dir)?;
+        let last = match to {
+            // The file holding the last byte of the range.
+            Some(to) => logfiles::holding(&all, to.saturating_sub(1).max(from)),
+            None => all.iter().rposition(|&b| b <= last_base),
+        };
+        let first = logfiles::holding(&all, from);
+        match (first, last) {
+            (Some(first), Some(last)) if first <= last => all[first..=last].to_vec(),
+            _ => {
+                return Err(Error::corrupted(
+                    logfiles::path(dir, last_base),
+                    from,
+                    "no log file holds the memtable's records",
+                ))
+            }
+        }
+    };
+    let files = bases
+        .into_iter()
+        .map(|base| match known.clone().find(|f| f.base() == base) {
+            Some(f) => Ok(f.clone()),
+            None => LogFile::open(&logfiles::path(dir, base), base).map(Arc::new),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(LogSet::new(files)))
 }
 
 /// The segment of a run (in key order, not overlapping) that may hold `key`.

@@ -22,7 +22,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::simulate_reboot;
+use common::{is_log_file, simulate_reboot};
 use rand::{Rng, SeedableRng};
 use scribedb::{Database, Durability, ReadTxn};
 
@@ -245,13 +245,17 @@ fn check_files(dir: &Path, db: &Database, max_segments: Option<usize>) -> Result
         .iter()
         .filter(|n| {
             !(*n == "coord"
-                || *n == "wal"
+                || is_log_file(n)
                 || is_segment(n)
                 || n.starts_with("manifest-")
                 || arena_generation(n).is_some())
         })
         .collect();
+    // The file appended to, and the sealed memtable's if it waits for
+    // its flush: every other log file is retired.
+    let logs = names.iter().filter(|n| is_log_file(n)).count();
     let ok = segments == stats.segments
+        && logs <= 1 + stats.sealed_memtable as usize
         && max_segments.is_none_or(|m| segments <= m)
         && manifests <= 1
         && tmp == 0

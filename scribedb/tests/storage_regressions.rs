@@ -196,7 +196,7 @@ fn an_unpublished_manifest_goes_before_its_segment_names_are_reused() {
     // The crash image: what is on disk if the flushing process dies now.
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name == "wal" || name.starts_with("manifest-") || name.starts_with("seg-") {
+        if common::is_log_file(&name) || name.starts_with("manifest-") || name.starts_with("seg-") {
             sparse_copy(&e.path(), &image.join(&name), None);
         }
     }
@@ -238,7 +238,7 @@ fn an_unpublished_manifest_goes_before_its_segment_names_are_reused() {
     std::fs::create_dir_all(&damaged).unwrap();
     for e in std::fs::read_dir(&whole).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name == "wal" || name.starts_with("manifest-") {
+        if common::is_log_file(&name) || name.starts_with("manifest-") {
             sparse_copy(&e.path(), &damaged.join(&name), None);
         }
     }

@@ -535,7 +535,7 @@ fn coord_bad_magic() {
 
 #[test]
 fn coord_unsupported_version() {
-    for version in [2u64, u64::MAX] {
+    for version in [3u64, u64::MAX] {
         let (dir, expect) = small_db();
         let coord = dir.path().join("coord");
         set_u64(&coord, 8, version);
@@ -548,16 +548,24 @@ fn coord_unsupported_version() {
             }) => {
                 assert_eq!(file, coord);
                 assert_eq!(found as u64, version.min(u32::MAX as u64));
-                assert_eq!(supported, 1);
+                assert_eq!(supported, 2);
             }
             other => panic!("version {version}: expected UnsupportedVersion, got {other:?}"),
         }
         assert!(read(&coord) == before, "the coordination file was modified");
         // Put the version back: nothing else was touched.
-        set_u64(&coord, 8, 1);
+        set_u64(&coord, 8, 2);
         let db = Database::open(dir.path()).unwrap();
         assert_eq!(common::db_contents(&db), expect);
     }
+    // An earlier release's layout holds nothing of its own: an opener that
+    // is alone replaces it and rebuilds from the log.
+    let (dir, expect) = small_db();
+    let coord = dir.path().join("coord");
+    set_u64(&coord, 8, 1);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(common::db_contents(&db), expect);
+    assert_eq!(read(&coord)[8..16], 2u64.to_le_bytes());
 }
 
 fn truncate(path: &Path, len: u64) {
@@ -662,7 +670,7 @@ fn wal_bad_magic_or_version() {
         for (what, offset, value) in [
             ("magic", 0u64, u64::from_le_bytes(*b"SCRBWAL\x01")),
             ("magic", 0, 0),
-            ("version", 8, 3),
+            ("version", 8, 4),
         ] {
             let (dir, expect) = small_db();
             if reboot {
@@ -679,7 +687,7 @@ fn wal_bad_magic_or_version() {
                 }
                 ("version", Err(Error::UnsupportedVersion { file, found, .. })) => {
                     assert_eq!(file, wal);
-                    assert_eq!(found, 3);
+                    assert_eq!(found, 4);
                 }
                 (_, other) => panic!("{what}={value:#x} reboot={reboot}: got {other:?}"),
             }
@@ -691,18 +699,21 @@ fn wal_bad_magic_or_version() {
     }
 }
 
-/// A log of format version 1 (before segments existed) opens, and is
-/// marked version 2 so that builds that know nothing of segments refuse it.
+/// A one-file log of format version 1 (before segments existed) or 2
+/// (before the log was split into files) opens, and is marked version 3 so
+/// that builds that know neither refuse it.
 #[test]
-fn wal_version_1_is_upgraded_in_place() {
-    let (dir, expect) = small_db();
-    let wal = dir.path().join("wal");
-    set_u64(&wal, 8, 1);
-    simulate_reboot(dir.path());
-    let db = Database::open(dir.path()).unwrap();
-    assert_eq!(common::db_contents(&db), expect);
-    drop(db);
-    assert_eq!(read(&wal)[8..16], 2u64.to_le_bytes());
+fn one_file_logs_of_earlier_versions_are_upgraded_in_place() {
+    for version in [1u64, 2] {
+        let (dir, expect) = small_db();
+        let wal = dir.path().join("wal");
+        set_u64(&wal, 8, version);
+        simulate_reboot(dir.path());
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(common::db_contents(&db), expect);
+        drop(db);
+        assert_eq!(read(&wal)[8..16], 3u64.to_le_bytes());
+    }
 }
 
 #[test]

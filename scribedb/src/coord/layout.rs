@@ -16,8 +16,9 @@
 
 /// `b"SCRBCOOR"`.
 pub const MAGIC: [u8; 8] = *b"SCRBCOOR";
-/// Version of this layout. Bump on any incompatible change.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version of this layout. Bump on any incompatible change. Version 2:
+/// the view names the log file appended to (`ACTIVE_LOG_BASE`).
+pub const FORMAT_VERSION: u64 = 2;
 /// Written to `INIT_STATE` last, once the file is fully initialised.
 pub const INIT_READY: u64 = 0x5245_4144_5921; // "READY!"
 
@@ -65,26 +66,28 @@ pub const OFF_COMMIT_VERSION_BASE: usize = OFF_MANIFEST_GENERATION + F;
 /// manifest make up the database): odd while a view change is being
 /// written, +2 for each change. Fields it guards: `MEM_GENERATION`,
 /// `ARENA_COUNT`, `SEALED_GENERATION`, `SEALED_LOG_END`, `ACTIVE_LOG_START`,
-/// `MANIFEST_GENERATION`.
+/// `ACTIVE_LOG_BASE`, `MANIFEST_GENERATION`.
 pub const OFF_VIEW_SEQ: usize = OFF_COMMIT_VERSION_BASE + F;
 /// Arena generation of the sealed memtable waiting to be flushed (0: none).
 pub const OFF_SEALED_GENERATION: usize = OFF_VIEW_SEQ + F;
-/// Log offset where the sealed memtable's records end.
+/// Log position where the sealed memtable's records end.
 pub const OFF_SEALED_LOG_END: usize = OFF_SEALED_GENERATION + F;
-/// Log offset where the current memtable's records begin.
+/// Log position where the current memtable's records begin.
 pub const OFF_ACTIVE_LOG_START: usize = OFF_SEALED_LOG_END + F;
+/// Base position of the log file commits are appended to (`logfiles.rs`).
+pub const OFF_ACTIVE_LOG_BASE: usize = OFF_ACTIVE_LOG_START + F;
 /// Oldest view a reader registering now may rely on: files retired before
 /// it may be deleted once no live reader names an older view.
-pub const OFF_VIEW_FLOOR: usize = OFF_ACTIVE_LOG_START + F;
+pub const OFF_VIEW_FLOOR: usize = OFF_ACTIVE_LOG_BASE + F;
 /// Oldest timestamp a read as of a past time may ask for; never decreases
 /// (also kept in the manifest).
 pub const OFF_HISTORY_FLOOR: usize = OFF_VIEW_FLOOR + F;
 /// The view being written, stored whole before `VIEW_SEQ` turns odd, so
 /// that whoever next holds `LOCK_VIEW` can finish a change whose writer
 /// died half way: mem_generation, arena_count, sealed_generation,
-/// sealed_log_end, active_log_start, manifest_generation.
+/// sealed_log_end, active_log_start, active_log_base, manifest_generation.
 pub const OFF_VIEW_NEXT: usize = OFF_HISTORY_FLOOR + F;
-pub const VIEW_FIELDS: usize = 6;
+pub const VIEW_FIELDS: usize = 7;
 /// Commits (in any process) that waited for a flush, and the
 /// microseconds they waited in all (diagnostics).
 pub const OFF_STALLS: usize = OFF_VIEW_NEXT + VIEW_FIELDS * F;

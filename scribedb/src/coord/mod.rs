@@ -86,6 +86,7 @@ const OFF_MEM_GENERATION_FIELDS: [usize; VIEW_FIELDS] = [
     OFF_SEALED_GENERATION,
     OFF_SEALED_LOG_END,
     OFF_ACTIVE_LOG_START,
+    OFF_ACTIVE_LOG_BASE,
     OFF_MANIFEST_GENERATION,
 ];
 /// Where the view being written is stored first.
@@ -109,6 +110,8 @@ pub(crate) struct ViewFields {
     pub sealed_generation: u64,
     pub sealed_log_end: u64,
     pub active_log_start: u64,
+    /// Base of the log file commits are appended to.
+    pub active_log_base: u64,
     pub manifest_generation: u64,
 }
 
@@ -127,8 +130,14 @@ impl Coord {
                 Attach::Shared
             };
             let len = io::len(&file, path)?;
-            let ready = len >= HEADER_SIZE as u64
+            let mut ready = len >= HEADER_SIZE as u64
                 && read_u64_at(&file, path, OFF_INIT_STATE)? == INIT_READY;
+            if ready && attach == Attach::Alone && older_layout(&file, path)? {
+                // Derived state only, and no one else is attached: an
+                // earlier release's layout is replaced, and the version
+                // store rebuilt from the log.
+                ready = false;
+            }
             if !ready {
                 if attach == Attach::Shared {
                     // The creator died before finishing; retry, possibly as creator.
@@ -398,7 +407,8 @@ impl Coord {
             sealed_generation: f(2),
             sealed_log_end: f(3),
             active_log_start: f(4),
-            manifest_generation: f(5),
+            active_log_base: f(5),
+            manifest_generation: f(6),
         }
     }
 
@@ -409,6 +419,7 @@ impl Coord {
             v.sealed_generation,
             v.sealed_log_end,
             v.active_log_start,
+            v.active_log_base,
             v.manifest_generation,
         ];
         for (off, value) in base.into_iter().zip(values) {
@@ -580,7 +591,10 @@ fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> 
     // Keep clock and commit state if the header already holds it (a resize).
     let mut header = vec![0u8; HEADER_SIZE];
     let len = io::len(file, path)?;
-    if len >= HEADER_SIZE as u64 && read_u64_at(file, path, OFF_INIT_STATE)? == INIT_READY {
+    if len >= HEADER_SIZE as u64
+        && read_u64_at(file, path, OFF_INIT_STATE)? == INIT_READY
+        && read_u64_at(file, path, OFF_VERSION)? == FORMAT_VERSION
+    {
         io::read_at(file, path, &mut header, 0)?;
     }
     let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
@@ -598,6 +612,13 @@ fn initialize(file: &File, path: &Path, readers: u64, procs: u64) -> Result<()> 
     io::write_at(file, path, &header, 0)?;
     io::write_at(file, path, &INIT_READY.to_le_bytes(), OFF_INIT_STATE as u64)?;
     Ok(())
+}
+
+/// Whether the file is ours, fully initialised, in a layout older than
+/// this release's.
+fn older_layout(file: &File, path: &Path) -> Result<bool> {
+    let magic = read_u64_at(file, path, OFF_MAGIC)?.to_le_bytes();
+    Ok(magic == MAGIC && read_u64_at(file, path, OFF_VERSION)? < FORMAT_VERSION)
 }
 
 /// Check magic, version and sizes; return `(max_procs, max_readers)`.

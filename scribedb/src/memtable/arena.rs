@@ -30,7 +30,7 @@ use super::fence::FenceCache;
 pub use crate::entry::Kind;
 use crate::error::{Error, Result};
 use crate::io::{self, Open};
-use crate::logview::{LogView, LOG_VALUE_MIN};
+use crate::logview::{LogSet, LOG_VALUE_MIN};
 
 pub const ARENA_MAGIC: [u8; 8] = *b"SCRBAREN";
 /// Version 2 added the key index (`H_KEY_INDEX`) and values kept in the
@@ -71,7 +71,7 @@ const TOWER_ENTRY: usize = 16;
 pub const MAX_HEIGHT: usize = 24;
 
 /// Node flag: the value lives in the log; the node's value bytes are the
-/// value's log offset (u64).
+/// value's log position (u64).
 const FLAG_VALUE_IN_LOG: u8 = 1;
 
 /// Where a node's value is kept.
@@ -293,7 +293,7 @@ impl Arena {
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
     arena: &'a Arena,
-    log: &'a LogView,
+    log: &'a LogSet,
     index: usize,
     offset: usize,
     height: usize,
@@ -386,7 +386,7 @@ pub struct Arenas {
     default_size: usize,
     maps: Box<[OnceLock<Arena>]>,
     /// Where nodes whose values live in the log read them.
-    log: std::sync::Arc<LogView>,
+    log: std::sync::Arc<LogSet>,
     /// This process's sample of the skiplist, for searches.
     fences: FenceCache,
 }
@@ -396,7 +396,7 @@ impl Arenas {
         dir: &Path,
         generation: u64,
         default_size: usize,
-        log: std::sync::Arc<LogView>,
+        log: std::sync::Arc<LogSet>,
     ) -> Arenas {
         Arenas {
             dir: dir.to_path_buf(),
@@ -406,6 +406,11 @@ impl Arenas {
             log,
             fences: FenceCache::default(),
         }
+    }
+
+    /// The log files this memtable's values lie in.
+    pub fn log(&self) -> &std::sync::Arc<LogSet> {
+        &self.log
     }
 
     /// Create arena `index` (the writer only).

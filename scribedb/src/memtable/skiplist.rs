@@ -760,7 +760,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::logview::LogView;
+    use crate::logview::{LogFile, LogSet};
 
     /// Check every level: links lead forward, each node reached at a level
     /// reaches it, and a node of height h is reached at every level below
@@ -809,7 +809,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("log");
         std::fs::write(&log_path, b"").unwrap();
-        let log = Arc::new(LogView::open(&log_path).unwrap());
+        let log = Arc::new(LogSet::new(vec![Arc::new(
+            LogFile::open(&log_path, 0).unwrap(),
+        )]));
         let arenas = Arenas::new(dir.path(), 1, 1 << 20, log);
         let count = AtomicU64::new(0);
         SkipList::init(&arenas, &count, 7).unwrap();
@@ -877,7 +879,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("log");
         std::fs::write(&log_path, b"").unwrap();
-        let log = Arc::new(LogView::open(&log_path).unwrap());
+        let log = Arc::new(LogSet::new(vec![Arc::new(
+            LogFile::open(&log_path, 0).unwrap(),
+        )]));
         let arenas = Arenas::new(dir.path(), 1, 8 << 20, log);
         let count = AtomicU64::new(0);
         SkipList::init(&arenas, &count, 11).unwrap();

@@ -1,19 +1,23 @@
 //! Byte format of the write-ahead log.
 //!
 //! ```text
-//! wal file
+//! log file (`wal`, `wal-<base>`)
 //! ┌───────────────────┬──────────┬──────────┬─────┬────────────────────────┐
 //! │ file header 64 B  │ record   │ record   │ ... │ preallocated zeros     │
 //! └───────────────────┴──────────┴──────────┴─────┴────────────────────────┘
 //!
-//! file header: magic "SCRBWAL\0" (8) | version u64 | zero padding
+//! file header: magic "SCRBWAL\0" (8) | version u64 | base u64 | zero padding
+//!
+//! The log is one sequence of positions over its files: the byte at file
+//! offset `o` of the file whose base is `b` has position `b + o`, and a
+//! file's first record begins where the one before it ends.
 //!
 //! record (8-byte aligned):
 //! 0   magic        u32   "SCWL"
 //! 4   kind         u32   1 = commit
 //! 8   payload_len  u64
 //! 16  ts           u64   commit timestamp, strictly increasing along the log
-//! 24  synced_mark  u64   log offset known durable when this record was written
+//! 24  synced_mark  u64   log position known durable when this record was written
 //! 32  header_crc   u32   crc32c of bytes 0..32
 //! 36  payload_crc  u32   crc32c of the payload
 //! 40  payload, zero-padded to a multiple of 8
@@ -28,11 +32,15 @@
 use crate::entry::Kind;
 
 pub const FILE_MAGIC: [u8; 8] = *b"SCRBWAL\0";
-/// Version 2: the log may be cut below the manifest's `log_start` (its
-/// records are in segments). Version 1 logs are upgraded in place on open.
-pub const FILE_VERSION: u64 = 2;
-/// The version before segments existed, still accepted.
-pub const FILE_VERSION_NO_SEGMENTS: u64 = 1;
+/// Version 3: the log is split into files, each named by and carrying its
+/// base position. Version 2 (one file, which may be cut below the
+/// manifest's `log_start`) and version 1 (before segments) are upgraded in
+/// place on open: they are the single file `wal`, base 0.
+pub const FILE_VERSION: u64 = 3;
+/// The versions of a one-file log, still accepted for `wal`.
+pub const FILE_VERSIONS_ONE_FILE: [u64; 2] = [1, 2];
+/// Where the header keeps the file's base position.
+pub const FILE_BASE_AT: usize = 16;
 pub const FILE_HEADER: usize = 64;
 
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");

@@ -1,32 +1,39 @@
 //! The write-ahead log: the durable record of every commit.
 //!
-//! One file, `wal`, preallocated with zeros in chunks so that a commit's
-//! `fdatasync` overwrites blocks in place instead of growing the file. The
-//! end of the log is where the record chain stops checking out, not the file
-//! length (format in `format.rs`).
+//! A sequence of positions split into files (`logfiles.rs`): the writer
+//! starts a new file at each seal of a memtable, so the records of a
+//! flushed memtable go with their whole file, and no file or position runs
+//! out over the database's life. Each file is preallocated with zeros in
+//! chunks so that a commit's `fdatasync` overwrites blocks in place instead
+//! of growing the file. The end of the log is where the record chain stops
+//! checking out, not the file length (format in `format.rs`).
 //!
 //! Durability is shared: a committer that needs its record durable either
 //! runs one `fdatasync` for everything written so far (the leader) or waits
 //! for the leader's to cover it (group commit). After a sync the leader
-//! raises the durable offset and the published commit timestamp in the
-//! coordination header; both only grow.
+//! raises the durable position and the published commit timestamp in the
+//! coordination header; both only grow. A file is synced whole before the
+//! writer moves on to the next one, so a sync of the file being appended
+//! to covers every position below the end it read.
 
 pub(crate) mod format;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_WAL_END, OFF_WAL_SYNCED, OFF_WRITTEN_TS};
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::io::{self, Open};
+use crate::logfiles;
 use format::*;
 
-/// Granularity of preallocation.
-const CHUNK: u64 = 16 << 20;
+/// Largest granularity of preallocation (smaller for a small memtable
+/// budget, whose files are small).
+const MAX_CHUNK: u64 = 16 << 20;
 
 /// What recovery found at the end of the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,12 +42,12 @@ pub struct RecoveryReport {
     pub records: u64,
     /// Timestamp of the last replayed commit (0 if none).
     pub last_ts: u64,
-    /// Offset of the end of the last whole record.
+    /// Log position of the end of the last whole record.
     pub wal_end: u64,
     /// A torn record at the tail (an unacknowledged commit) was cut off:
-    /// `(offset, bytes cleared)`.
+    /// `(position, bytes cleared)`.
     pub torn_tail: Option<(u64, u64)>,
-    /// Repair cut the log at damage: `(offset, intact records dropped)`.
+    /// Repair cut the log at damage: `(position, intact records dropped)`.
     pub repaired: Option<(u64, u64)>,
 }
 
@@ -49,16 +56,17 @@ const WRITE_BUFFER: usize = 1 << 20;
 
 /// Writes a record through a bounded buffer; remembers the first error.
 struct Chunked<'w> {
-    wal: &'w Wal,
+    file: &'w WalFile,
+    /// File offset (not log position) of the next byte.
     pos: u64,
     buf: Vec<u8>,
     error: Option<Error>,
 }
 
 impl<'w> Chunked<'w> {
-    fn new(wal: &'w Wal, at: u64, total: u64) -> Self {
+    fn new(file: &'w WalFile, at: u64, total: u64) -> Self {
         Chunked {
-            wal,
+            file,
             pos: at,
             buf: Vec::with_capacity((total as usize).min(WRITE_BUFFER)),
             error: None,
@@ -85,7 +93,7 @@ impl<'w> Chunked<'w> {
 
     fn write(&mut self, bytes: &[u8]) {
         if self.error.is_none() && !bytes.is_empty() {
-            self.error = io::write_at(&self.wal.file, &self.wal.path, bytes, self.pos).err();
+            self.error = io::write_at(&self.file.file, &self.file.path, bytes, self.pos).err();
         }
         self.pos += bytes.len() as u64;
     }
@@ -97,7 +105,7 @@ impl<'w> Chunked<'w> {
             let from = (at - self.pos) as usize;
             self.buf[from..from + bytes.len()].copy_from_slice(bytes);
         } else if self.error.is_none() {
-            self.error = io::write_at(&self.wal.file, &self.wal.path, bytes, at).err();
+            self.error = io::write_at(&self.file.file, &self.file.path, bytes, at).err();
         }
     }
 
@@ -110,171 +118,72 @@ impl<'w> Chunked<'w> {
     }
 }
 
-/// The write-ahead log file of one handle.
-pub(crate) struct Wal {
+/// One file of the log, opened for writing. Offsets here are file
+/// offsets; the log position of offset `o` is `base + o`.
+struct WalFile {
+    base: u64,
     path: PathBuf,
     file: File,
+    /// Granularity of preallocation.
+    chunk: u64,
     /// Length of the file as last seen; only ever grows.
     allocated: Mutex<u64>,
-    /// Whether a group-commit leader is syncing right now (this process).
-    syncing: Mutex<bool>,
-    synced: Condvar,
-    /// Set by the first failed sync. The kernel reports a writeback error
-    /// once per open file, so a later sync "succeeding" proves nothing: after
-    /// a failure no sync of this handle is trusted again.
-    sync_failure: OnceLock<String>,
-    /// The log below this offset has been cut (this handle's knowledge).
-    cut: Mutex<u64>,
 }
 
-impl Wal {
-    /// Open the log, creating it with a header when missing or empty.
-    /// Creation happens only while the open lock is held exclusively.
-    pub fn open(path: &Path) -> Result<Wal> {
-        let file = io::open(path, Open::Create)?;
-        let len = io::len(&file, path)?;
-        if len == 0 {
-            let mut header = [0u8; FILE_HEADER];
-            header[..8].copy_from_slice(&FILE_MAGIC);
-            header[8..16].copy_from_slice(&FILE_VERSION.to_le_bytes());
-            io::write_at(&file, path, &header, 0)?;
-            io::sync_all(&file, path)?;
+impl WalFile {
+    /// Open the log file of `base` in `dir`; with `create`, create it
+    /// (empty but for its header, durably) when it is missing or empty.
+    fn open(dir: &Path, base: u64, create: bool, chunk: u64) -> Result<WalFile> {
+        let path = logfiles::path(dir, base);
+        let file = io::open(&path, if create { Open::Create } else { Open::Write })?;
+        let len = io::len(&file, &path)?;
+        if len == 0 && create {
+            write_file_header(&file, &path, base)?;
+            io::sync_all(&file, &path)?;
             // Make the new directory entry durable too.
-            if let Some(dir) = path.parent() {
-                io::sync_dir(dir)?;
-            }
+            io::sync_dir(dir)?;
         } else {
-            let mut header = [0u8; FILE_HEADER];
-            if len < FILE_HEADER as u64 {
-                return Err(Error::corrupted(
-                    path,
-                    len,
-                    "log file shorter than its header",
-                ));
-            }
-            io::read_at(&file, path, &mut header, 0)?;
-            if header[..8] != FILE_MAGIC {
-                return Err(Error::BadMagic {
-                    file: path.to_path_buf(),
-                    kind: "write-ahead log",
-                });
-            }
-            let version = u64::from_le_bytes(header[8..16].try_into().unwrap());
-            if version == FILE_VERSION_NO_SEGMENTS {
-                // From here on the log may be cut below a flush, which a
-                // build that knows nothing of segments must not read.
-                io::write_at(&file, path, &FILE_VERSION.to_le_bytes(), 8)?;
-                io::sync_data(&file, path)?;
-            } else if version != FILE_VERSION {
-                return Err(Error::UnsupportedVersion {
-                    file: path.to_path_buf(),
-                    found: version.min(u32::MAX as u64) as u32,
-                    supported: FILE_VERSION as u32,
-                });
-            }
+            check_file_header(&file, &path, base, len)?;
         }
-        let allocated = io::len(&file, path)?;
-        Ok(Wal {
-            path: path.to_path_buf(),
+        let allocated = io::len(&file, &path)?;
+        Ok(WalFile {
+            base,
+            path,
             file,
+            chunk,
             allocated: Mutex::new(allocated),
-            syncing: Mutex::new(false),
-            synced: Condvar::new(),
-            sync_failure: OnceLock::new(),
-            cut: Mutex::new(0),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether `offset` lies within the file. Answered from the length last
-    /// seen (the file only grows) without a system call when it can be.
-    pub fn within(&self, offset: u64) -> Result<bool> {
-        let allocated = *self.allocated.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(offset <= allocated || offset <= self.file_len()?)
-    }
-
-    /// Current length of the file on disk.
-    pub fn file_len(&self) -> Result<u64> {
+    fn len(&self) -> Result<u64> {
         io::len(&self.file, &self.path)
     }
 
-    /// Append the commit record of `writes` at offset `at` (the current end
-    /// of the log); returns the new end. Writer role only. Nothing is durable
-    /// until a sync.
-    ///
-    /// The header goes first, holding the payload's length (`payload_len`,
-    /// which the caller knows from totals over its writes), so a record cut
-    /// short by a crash has an intact header and its span is known to
-    /// recovery. The payload is copied through a small buffer, never built
-    /// whole in memory, and checksummed on the way; its checksum, which the
-    /// header's own checksum does not cover, is filled in last (in the
-    /// buffer when the record fits in it). One pass over the writes.
-    pub fn append<'a>(
-        &self,
-        at: u64,
-        ts: u64,
-        synced_mark: u64,
-        count: u64,
-        payload_len: u64,
-        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-    ) -> Result<u64> {
-        let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
-        let end = at + total;
-        if end > crate::entry::MAX_LOG_LEN {
-            return Err(Error::io(
-                format!("appending to {}", self.path.display()),
-                std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    format!("the log would pass {} bytes", crate::entry::MAX_LOG_LEN),
-                ),
-            ));
-        }
-        self.preallocate(end)?;
-        let mut out = Chunked::new(self, at, total);
-        out.put(&record_header(payload_len, ts, synced_mark, 0));
-        let (mut crc, mut written) = (0u32, 0u64);
-        payload_pieces(count, writes, |piece| {
-            crc = crc32c::crc32c_append(crc, piece);
-            written += piece.len() as u64;
-            out.put(piece);
-        });
-        if written != payload_len {
-            // The totals did not match the writes: never leave a record
-            // whose header lies about its span.
-            let _ = out.finish();
-            let _ = self.write_zeros(at, end);
-            return Err(Error::corrupted(
-                &self.path,
-                at,
-                format!("commit of {written} payload bytes announced {payload_len}"),
-            ));
-        }
-        out.put(&[0u8; 8][..(total - RECORD_HEADER as u64 - payload_len) as usize]);
-        out.patch(at + PAYLOAD_CRC_AT as u64, &crc.to_le_bytes());
-        out.finish().inspect_err(|_| {
-            // Best effort: leave no part of the record behind to be probed
-            // by a later recovery (the space is allocated, so overwriting it
-            // rarely fails).
-            let _ = self.write_zeros(at, end);
-        })?;
-        Ok(end)
+    /// File offset of log position `pos`, which must lie past the header.
+    fn offset(&self, pos: u64) -> Result<u64> {
+        pos.checked_sub(self.base)
+            .filter(|&o| o >= FILE_HEADER as u64)
+            .ok_or_else(|| {
+                Error::corrupted(
+                    &self.path,
+                    pos,
+                    format!("log position {pos} lies before this file's records"),
+                )
+            })
     }
 
-    /// Make sure real zero blocks exist up to at least `end`.
+    /// Make sure real zero blocks exist up to at least file offset `end`.
     fn preallocate(&self, end: u64) -> Result<()> {
         let mut allocated = self.allocated.lock().unwrap_or_else(|p| p.into_inner());
         if end <= *allocated {
             return Ok(());
         }
-        *allocated = self.file_len()?;
+        *allocated = self.len()?;
         if end <= *allocated {
             return Ok(());
         }
         // The record itself fills [allocated, end); zero the rest.
-        let target = end.div_ceil(CHUNK) * CHUNK + CHUNK;
+        let target = end.div_ceil(self.chunk) * self.chunk + self.chunk;
         if self.write_zeros(end.max(*allocated), target).is_err() {
             // Only the slack ahead of the record failed (a nearly full
             // disk): give back the zeros just written, so that the space
@@ -284,7 +193,7 @@ impl Wal {
             // checksum, and the end of the file ends it too.
             let before = *allocated;
             io::set_len(&self.file, &self.path, before)?;
-            *allocated = self.file_len()?;
+            *allocated = self.len()?;
             return Ok(());
         }
         *allocated = target;
@@ -302,46 +211,11 @@ impl Wal {
         Ok(())
     }
 
-    /// Read `len` bytes at `at`.
-    pub fn read_at(&self, at: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len as usize];
-        io::read_at(&self.file, &self.path, &mut buf, at)?;
-        Ok(buf)
-    }
-
-    /// Zero whatever part of a record a dead writer wrote at `at` (the end
-    /// of the log) so it can never be mistaken for a commit.
-    pub fn clear_partial(&self, at: u64) -> Result<()> {
-        let len = self.file_len()?;
-        if at >= len {
-            return Ok(());
-        }
-        let head = self.read_at(at, (RECORD_HEADER as u64).min(len - at))?;
-        let span = parse_header(&head).map_or(RECORD_HEADER as u64, |h| h.total_len());
-        self.write_zeros(at, (at + span).min(len))
-    }
-
-    /// Give back the disk blocks of the log below `offset` (whole pages
-    /// past the header), whose records are all in segments now. The file
-    /// keeps its length and offsets; the range reads as zeros. File systems
-    /// that cannot punch holes keep the blocks.
-    pub fn cut_below(&self, offset: u64) -> Result<()> {
-        const PAGE: u64 = 4096;
-        let to = offset / PAGE * PAGE;
-        let mut cut = self.cut.lock().unwrap_or_else(|p| p.into_inner());
-        let from = (*cut).max(PAGE);
-        if to <= from {
-            return Ok(());
-        }
-        io::punch_hole(&self.file, &self.path, from, to - from)?;
-        *cut = to;
-        Ok(())
-    }
-
-    /// Give back the disk blocks of the log in `from..to` (whole pages
-    /// inside it): the records of one flushed memtable, which no reader
-    /// needs any more.
-    pub fn punch(&self, from: u64, to: u64) -> Result<()> {
+    /// Give back the disk blocks of file offsets `from..to` (whole pages
+    /// inside it, past the header). The file keeps its length and offsets;
+    /// the range reads as zeros. File systems that cannot punch holes keep
+    /// the blocks.
+    fn punch(&self, from: u64, to: u64) -> Result<()> {
         const PAGE: u64 = 4096;
         let (from, to) = (from.div_ceil(PAGE).max(1) * PAGE, to / PAGE * PAGE);
         if to > from {
@@ -349,15 +223,309 @@ impl Wal {
         }
         Ok(())
     }
+}
 
-    /// Give back the preallocated zeros past `end` (the last handle is
-    /// closing, so no one else maps the file): a closed database does not
-    /// keep tens of MiB of slack. The next commit preallocates again.
-    pub fn trim_after(&self, end: u64) -> Result<()> {
-        let to = end.div_ceil(4096) * 4096;
-        if to < self.file_len()? {
-            io::set_len(&self.file, &self.path, to)?;
-            *self.allocated.lock().unwrap_or_else(|p| p.into_inner()) = to;
+fn write_file_header(file: &File, path: &Path, base: u64) -> Result<()> {
+    let mut header = [0u8; FILE_HEADER];
+    header[..8].copy_from_slice(&FILE_MAGIC);
+    header[8..16].copy_from_slice(&FILE_VERSION.to_le_bytes());
+    header[FILE_BASE_AT..FILE_BASE_AT + 8].copy_from_slice(&base.to_le_bytes());
+    io::write_at(file, path, &header, 0)
+}
+
+/// Check the header of the log file of `base`, `len` bytes long; a
+/// one-file log of an earlier version is upgraded in place.
+fn check_file_header(file: &File, path: &Path, base: u64, len: u64) -> Result<()> {
+    let mut header = [0u8; FILE_HEADER];
+    if len < FILE_HEADER as u64 {
+        return Err(Error::corrupted(
+            path,
+            len,
+            "log file shorter than its header",
+        ));
+    }
+    io::read_at(file, path, &mut header, 0)?;
+    if header[..8] != FILE_MAGIC {
+        return Err(Error::BadMagic {
+            file: path.to_path_buf(),
+            kind: "write-ahead log",
+        });
+    }
+    let version = u64::from_le_bytes(header[8..16].try_into().unwrap());
+    let stored_base =
+        u64::from_le_bytes(header[FILE_BASE_AT..FILE_BASE_AT + 8].try_into().unwrap());
+    if base == 0 && FILE_VERSIONS_ONE_FILE.contains(&version) && stored_base == 0 {
+        // From here on the log may be cut below a flush and continued in
+        // further files, which a build that knows neither must not read.
+        io::write_at(file, path, &FILE_VERSION.to_le_bytes(), 8)?;
+        io::sync_data(file, path)?;
+    } else if version != FILE_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: version.min(u32::MAX as u64) as u32,
+            supported: FILE_VERSION as u32,
+        });
+    } else if stored_base != base {
+        return Err(Error::corrupted(
+            path,
+            FILE_BASE_AT as u64,
+            format!("log file header says its positions begin at {stored_base}, its name {base}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The write-ahead log of one handle.
+pub(crate) struct Wal {
+    dir: PathBuf,
+    /// Granularity of preallocation.
+    chunk: u64,
+    /// The file last appended to or synced: the one commits go to, except
+    /// for a moment around a seal. Opened on first use.
+    current: Mutex<Option<Arc<WalFile>>>,
+    /// Whether a group-commit leader is syncing right now (this process).
+    syncing: Mutex<bool>,
+    synced: Condvar,
+    /// Set by the first failed sync. The kernel reports a writeback error
+    /// once per open file, so a later sync "succeeding" proves nothing: after
+    /// a failure no sync of this handle is trusted again.
+    sync_failure: OnceLock<String>,
+    /// Positions below this have been given back (this handle's knowledge).
+    released: Mutex<u64>,
+}
+
+impl Wal {
+    /// Open the log in `dir`, creating its first file when the directory
+    /// has none. Creation happens only while the open lock is held
+    /// exclusively (a new database). A file holds about one memtable's
+    /// records, `memtable_size` bytes at most; files are preallocated in
+    /// chunks of half that (1 to 16 MiB).
+    pub fn open(dir: &Path, memtable_size: u64) -> Result<Wal> {
+        let chunk = (memtable_size / 2)
+            .clamp(1 << 20, MAX_CHUNK)
+            .next_multiple_of(1 << 20);
+        let first = match logfiles::list(dir)?.is_empty() {
+            true => Some(Arc::new(WalFile::open(dir, 0, true, chunk)?)),
+            false => None,
+        };
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            chunk,
+            current: Mutex::new(first),
+            syncing: Mutex::new(false),
+            synced: Condvar::new(),
+            sync_failure: OnceLock::new(),
+            released: Mutex::new(0),
+        })
+    }
+
+    /// The log file of `base`, opened once and kept while it is current.
+    fn file(&self, base: u64) -> Result<Arc<WalFile>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match &*current {
+            Some(file) if file.base == base => Ok(file.clone()),
+            _ => {
+                let file = Arc::new(WalFile::open(&self.dir, base, false, self.chunk)?);
+                *current = Some(file.clone());
+                Ok(file)
+            }
+        }
+    }
+
+    /// Path of the log file of `base` (for messages).
+    pub fn path(&self, base: u64) -> PathBuf {
+        logfiles::path(&self.dir, base)
+    }
+
+    /// Whether position `pos` lies within the file of `base`, past its
+    /// header. Answered from the length last seen (the file only grows)
+    /// without a system call when it can be.
+    pub fn within(&self, base: u64, pos: u64) -> Result<bool> {
+        let file = self.file(base)?;
+        let Ok(offset) = file.offset(pos) else {
+            return Ok(false);
+        };
+        let allocated = *file.allocated.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(offset <= allocated || offset <= file.len()?)
+    }
+
+    /// Bytes the log's files take, by their lengths.
+    pub fn bytes_on_disk(&self) -> Result<u64> {
+        let mut total = 0;
+        for base in logfiles::list(&self.dir)? {
+            total += std::fs::metadata(logfiles::path(&self.dir, base)).map_or(0, |m| m.len());
+        }
+        Ok(total)
+    }
+
+    /// Append the commit record of `writes` at position `at` (the current
+    /// end of the log) in the file of `base`; returns the new end. Writer
+    /// role only. Nothing is durable until a sync.
+    ///
+    /// The header goes first, holding the payload's length (`payload_len`,
+    /// which the caller knows from totals over its writes), so a record cut
+    /// short by a crash has an intact header and its span is known to
+    /// recovery. The payload is copied through a small buffer, never built
+    /// whole in memory, and checksummed on the way; its checksum, which the
+    /// header's own checksum does not cover, is filled in last (in the
+    /// buffer when the record fits in it). One pass over the writes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append<'a>(
+        &self,
+        base: u64,
+        at: u64,
+        ts: u64,
+        synced_mark: u64,
+        count: u64,
+        payload_len: u64,
+        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<u64> {
+        let file = self.file(base)?;
+        let offset = file.offset(at)?;
+        let total = RECORD_HEADER as u64 + payload_len.next_multiple_of(8);
+        let end = offset + total;
+        if end > crate::entry::MAX_LOG_LEN {
+            return Err(Error::io(
+                format!("appending to {}", file.path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "the log file would pass {} bytes",
+                        crate::entry::MAX_LOG_LEN
+                    ),
+                ),
+            ));
+        }
+        file.preallocate(end)?;
+        let mut out = Chunked::new(&file, offset, total);
+        out.put(&record_header(payload_len, ts, synced_mark, 0));
+        let (mut crc, mut written) = (0u32, 0u64);
+        payload_pieces(count, writes, |piece| {
+            crc = crc32c::crc32c_append(crc, piece);
+            written += piece.len() as u64;
+            out.put(piece);
+        });
+        if written != payload_len {
+            // The totals did not match the writes: never leave a record
+            // whose header lies about its span.
+            let _ = out.finish();
+            let _ = file.write_zeros(offset, end);
+            return Err(Error::corrupted(
+                &file.path,
+                offset,
+                format!("commit of {written} payload bytes announced {payload_len}"),
+            ));
+        }
+        out.put(&[0u8; 8][..(total - RECORD_HEADER as u64 - payload_len) as usize]);
+        out.patch(offset + PAYLOAD_CRC_AT as u64, &crc.to_le_bytes());
+        out.finish().inspect_err(|_| {
+            // Best effort: leave no part of the record behind to be probed
+            // by a later recovery (the space is allocated, so overwriting it
+            // rarely fails).
+            let _ = file.write_zeros(offset, end);
+        })?;
+        Ok(at + total)
+    }
+
+    /// Start the next file of the log at position `end` (the end of the
+    /// last record, all of it synced): the file of base `end - 64`, empty
+    /// but for its header, durably. Files past `from_base` (the file being
+    /// appended to) are what a seal that died left; they go first. Returns
+    /// the new base. Writer role and view lock held.
+    pub fn start_file(&self, from_base: u64, end: u64) -> Result<u64> {
+        let base = end - FILE_HEADER as u64;
+        if base <= from_base {
+            // No record in the file yet: it stays the one appended to.
+            return Ok(from_base);
+        }
+        for stale in logfiles::list(&self.dir)? {
+            if stale > from_base {
+                io::remove(&logfiles::path(&self.dir, stale))?;
+            }
+        }
+        // The file left behind keeps no preallocated zeros: nothing is
+        // appended to it again, and no reader touches bytes past its last
+        // record.
+        self.trim_after(from_base, end)?;
+        let file = WalFile::open(&self.dir, base, true, self.chunk)?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(file));
+        Ok(base)
+    }
+
+    /// Read `len` bytes at position `at` of the file of `base`.
+    pub fn read_at(&self, base: u64, at: u64, len: u64) -> Result<Vec<u8>> {
+        let file = self.file(base)?;
+        let mut buf = vec![0u8; len as usize];
+        io::read_at(&file.file, &file.path, &mut buf, file.offset(at)?)?;
+        Ok(buf)
+    }
+
+    /// Zero whatever part of a record a dead writer wrote at position `at`
+    /// (the end of the log, in the file of `base`) so it can never be
+    /// mistaken for a commit.
+    pub fn clear_partial(&self, base: u64, at: u64) -> Result<()> {
+        let file = self.file(base)?;
+        let offset = file.offset(at)?;
+        let len = file.len()?;
+        if offset >= len {
+            return Ok(());
+        }
+        let head = self.read_at(base, at, (RECORD_HEADER as u64).min(len - offset))?;
+        let span = parse_header(&head).map_or(RECORD_HEADER as u64, |h| h.total_len());
+        file.write_zeros(offset, (offset + span).min(len))
+    }
+
+    /// Give back the log's positions in `from..to`, whose records are in
+    /// segments now and which no reader needs any more: a file all of
+    /// whose records lie there is deleted, the part of one that also
+    /// holds other records is punched out. The file of `active_base`
+    /// (appended to) stays.
+    pub fn release(&self, from: u64, to: u64, active_base: u64) -> Result<()> {
+        let bases = logfiles::list(&self.dir)?;
+        for (i, &base) in bases.iter().enumerate() {
+            if base >= active_base {
+                break;
+            }
+            let start = base + FILE_HEADER as u64;
+            // Where the next file's records begin, this one's end.
+            let end = bases
+                .get(i + 1)
+                .map_or(u64::MAX, |b| b + FILE_HEADER as u64);
+            if end <= from || start >= to {
+                continue;
+            }
+            let path = logfiles::path(&self.dir, base);
+            if from <= start && end <= to {
+                io::remove_quietly(&path);
+                continue;
+            }
+            let file = WalFile::open(&self.dir, base, false, self.chunk)?;
+            file.punch(from.max(start) - base, to.min(end) - base)?;
+        }
+        Ok(())
+    }
+
+    /// Give back every position below `to` (no reader needs any of them).
+    pub fn release_below(&self, to: u64, active_base: u64) -> Result<()> {
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        if to <= *released {
+            return Ok(());
+        }
+        self.release(0, to, active_base)?;
+        *released = to;
+        Ok(())
+    }
+
+    /// Give back the preallocated zeros past position `end` of the file of
+    /// `base` (the last handle is closing, so no one else maps the file): a
+    /// closed database does not keep tens of MiB of slack. The next commit
+    /// preallocates again.
+    pub fn trim_after(&self, base: u64, end: u64) -> Result<()> {
+        let file = self.file(base)?;
+        let to = file.offset(end)?.div_ceil(4096) * 4096;
+        if to < file.len()? {
+            io::set_len(&file.file, &file.path, to)?;
+            *file.allocated.lock().unwrap_or_else(|p| p.into_inner()) = to;
         }
         Ok(())
     }
@@ -367,12 +535,14 @@ impl Wal {
         self.sync_failure.get().map(String::as_str)
     }
 
-    /// `fdatasync` the log. After one failure, every later call fails too.
-    pub fn sync(&self) -> Result<()> {
+    /// `fdatasync` the log file of `base`. After one failure, every later
+    /// call fails too.
+    fn sync(&self, base: u64) -> Result<()> {
         if let Some(why) = self.sync_failure.get() {
             return Err(Error::Poisoned(why.clone()));
         }
-        io::sync_data(&self.file, &self.path).inspect_err(|e| {
+        let file = self.file(base)?;
+        io::sync_data(&file.file, &file.path).inspect_err(|e| {
             let _ = self
                 .sync_failure
                 .set(format!("syncing the write-ahead log failed: {e}"));
@@ -380,19 +550,25 @@ impl Wal {
     }
 
     /// Sync everything written so far and publish it: raise the durable
-    /// offset and the committed timestamp.
+    /// position and the committed timestamp.
     pub fn sync_and_publish(&self, coord: &Coord) -> Result<()> {
-        // Read the written timestamp before the end offset: the writer stores
-        // them in the opposite order, so the sync covers the record of `ts`.
+        // Read the written timestamp before the end, and the end before the
+        // file appended to: the writer stores them in the opposite order (a
+        // new file is named in the view before anything is appended to it),
+        // so the sync covers the record of `ts`. An end that lies in an
+        // earlier file was synced before the writer left that file.
         let ts = coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
         let end = coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
-        self.sync()?;
+        let base = coord.read_view()?.active_log_base;
+        if end > base + FILE_HEADER as u64 {
+            self.sync(base)?;
+        }
         coord.hdr(OFF_WAL_SYNCED).fetch_max(end, Ordering::AcqRel);
         coord.hdr(OFF_COMMITTED_TS).fetch_max(ts, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Return once the log is durable up to offset `end` (group commit).
+    /// Return once the log is durable up to position `end` (group commit).
     pub fn wait_durable(&self, coord: &Coord, end: u64) -> Result<()> {
         let published = || coord.hdr(OFF_WAL_SYNCED).load(Ordering::Acquire) >= end;
         let mut syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
@@ -420,119 +596,270 @@ impl Wal {
         }
     }
 
-    /// Scan the log from the start, calling `apply` for each whole record in
-    /// order (with its timestamp and the log offset of its payload), and
-    /// settle its tail:
+    /// Replay the log from position `start` to its end, across its files,
+    /// calling `apply` for each whole record in order (with its timestamp
+    /// and the log position of its payload), and settle its tail:
     /// * a torn last record (one no later durable record vouches for) is
     ///   cleared and reported;
     /// * damage that a later record proves was once durable is an error,
     ///   unless `repair`, which cuts the log there and reports what it drops.
+    ///   A later file is such proof too: the writer moves on to a new file
+    ///   only once the one before is durable whole, so a file must end
+    ///   exactly where the next begins.
     ///
-    /// Runs only while the open lock is held exclusively.
+    /// Returns the report and the bases of the files replayed, in order;
+    /// commits are appended to the last from now on. Runs only while the
+    /// open lock is held exclusively.
     pub fn recover(
         &self,
         start: u64,
         repair: bool,
         mut apply: impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
-    ) -> Result<RecoveryReport> {
-        let len = self.file_len()?;
-        // SAFETY: the file is not written by anyone while we hold the open
-        // lock exclusively; the mapping is dropped before we write to it,
-        // and only bytes below the length read first are touched.
-        let map = unsafe { io::map_read(&self.file, &self.path) }?;
-        let bytes = &map[..len as usize];
-        let mut report = RecoveryReport::default();
-        if start < FILE_HEADER as u64 || start > len {
+    ) -> Result<(RecoveryReport, Vec<u64>)> {
+        let mut bases = logfiles::list(&self.dir)?;
+        let Some(first) =
+            logfiles::holding(&bases, start).filter(|&i| start >= bases[i] + FILE_HEADER as u64)
+        else {
+            let shown = bases.first().copied().unwrap_or(0);
             return Err(Error::corrupted(
-                &self.path,
+                self.path(shown),
                 start,
                 format!(
-                    "the manifest says unflushed records begin at offset {start}, \
-                     but the log is {len} bytes long"
+                    "the manifest says unflushed records begin at log position {start}, \
+                     but no log file holds it"
                 ),
             ));
+        };
+        bases.drain(..first);
+        // A seal that died while creating the next file can leave it
+        // shorter than its header: it never held anything.
+        while bases.len() > 1 && self.unstarted(*bases.last().unwrap())? {
+            io::remove(&logfiles::path(&self.dir, bases.pop().unwrap()))?;
         }
-        let mut pos = start;
+        let mut report = RecoveryReport::default();
         let mut last_ts = 0;
-        let damage: Option<&'static str> = loop {
-            let rest = &bytes[pos as usize..];
-            if rest.len() < RECORD_HEADER || rest[..RECORD_HEADER].iter().all(|&b| b == 0) {
-                break None;
-            }
-            let Some(h) = parse_header(rest) else {
-                break Some("bad record header");
+        let mut pos = start;
+        let mut i = 0;
+        while i < bases.len() {
+            let file = WalFile::open(&self.dir, bases[i], false, self.chunk)?;
+            let scan = scan_file(&file, pos, &mut last_ts, &mut apply)?;
+            report.records += scan.records;
+            report.wal_end = scan.end;
+            let Some(&next) = bases.get(i + 1) else {
+                settle_last(&file, &scan, repair, &mut report)?;
+                break;
             };
-            if h.total_len() > rest.len() as u64 {
-                break Some("record runs past the end of the file");
+            let next_start = next + FILE_HEADER as u64;
+            if scan.end == next_start {
+                pos = next_start;
+                i += 1;
+                continue;
             }
-            if h.ts <= last_ts {
-                break Some("timestamp does not increase");
+            if scan.end > next_start && i + 2 == bases.len() && self.blank(next)? {
+                // A seal that died after starting the next file, before
+                // anything was appended to it; commits went on here.
+                io::remove(&logfiles::path(&self.dir, next))?;
+                bases.pop();
+                settle_last(&file, &scan, repair, &mut report)?;
+                break;
             }
-            let payload = &rest[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize];
-            if crc32c::crc32c(payload) != h.payload_crc {
-                break Some("payload checksum mismatch");
-            }
-            let Ok(writes) = decode_payload(payload) else {
-                break Some("malformed payload");
+            let later: u64 = bases[i + 1..]
+                .iter()
+                .map(|&b| self.count_records(b))
+                .sum::<Result<u64>>()?;
+            let what = match scan.damage {
+                Some(what) if scan.end < next_start => what,
+                _ if scan.end < next_start => "records missing before the next log file",
+                _ => "records run past the start of the next log file",
             };
-            apply(h.ts, pos + RECORD_HEADER as u64, writes)?;
-            last_ts = h.ts;
-            report.records += 1;
-            pos += h.total_len();
-        };
-        report.last_ts = last_ts;
-        report.wal_end = pos;
-
-        // Look past the end for records that prove the log went on.
-        let mut vouching = 0u64;
-        let mut leftover_end = pos;
-        // A torn record whose header survived is skipped whole, and so is
-        // every intact header found, so bytes inside a payload (a value may
-        // well contain a log record) are never taken for a record.
-        let mut probe = match parse_header(&bytes[pos as usize..]) {
-            Some(h) if damage.is_some() => pos + h.total_len().max(8),
-            _ => pos + 8,
-        };
-        while probe + RECORD_HEADER as u64 <= len {
-            let rest = &bytes[probe as usize..];
-            match parse_header(rest) {
-                Some(h) if h.total_len() <= rest.len() as u64 => {
-                    vouching += (h.synced_mark > pos) as u64;
-                    leftover_end = leftover_end.max(probe + h.total_len());
-                    probe += h.total_len();
-                }
-                Some(h) => {
-                    leftover_end = leftover_end.max(len.min(probe + h.total_len()));
-                    probe += 8;
-                }
-                None => probe += 8,
-            }
-        }
-        let last_nonzero = bytes[pos as usize..]
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(pos, |i| pos + i as u64 + 1);
-        let clear_to = leftover_end.max(last_nonzero);
-        drop(map);
-
-        if vouching > 0 {
-            let what = damage.unwrap_or("records missing (zeroed block)");
             if !repair {
                 return Err(Error::WalDamaged {
-                    file: self.path.clone(),
-                    offset: pos,
+                    file: file.path.clone(),
+                    offset: scan.end,
                     what: what.to_string(),
-                    records_after: vouching,
+                    records_after: scan.vouching + later,
                 });
             }
-            report.repaired = Some((pos, vouching));
-        } else if clear_to > pos {
-            report.torn_tail = Some((pos, clear_to - pos));
+            file.write_zeros(scan.end - file.base, scan.clear_to - file.base)?;
+            io::sync_data(&file.file, &file.path)?;
+            for &b in &bases[i + 1..] {
+                io::remove(&logfiles::path(&self.dir, b))?;
+            }
+            io::sync_dir(&self.dir)?;
+            bases.truncate(i + 1);
+            report.repaired = Some((scan.end, scan.vouching + later));
+            break;
         }
-        if clear_to > pos {
-            self.write_zeros(pos, clear_to)?;
-        }
-        self.sync()?;
-        Ok(report)
+        report.last_ts = last_ts;
+        Ok((report, bases))
     }
+
+    /// Whether the file of `base` is shorter than a header and all zeros.
+    fn unstarted(&self, base: u64) -> Result<bool> {
+        let path = logfiles::path(&self.dir, base);
+        let file = io::open(&path, Open::Read)?;
+        let len = io::len(&file, &path)?;
+        if len >= FILE_HEADER as u64 {
+            return Ok(false);
+        }
+        let mut head = vec![0u8; len as usize];
+        io::read_at(&file, &path, &mut head, 0)?;
+        Ok(head.iter().all(|&b| b == 0))
+    }
+
+    /// Whether the file of `base` holds nothing but its header and zeros.
+    fn blank(&self, base: u64) -> Result<bool> {
+        let file = WalFile::open(&self.dir, base, false, self.chunk)?;
+        let len = file.len()?;
+        // SAFETY: as in `scan_file`: no one writes the log meanwhile, and
+        // only bytes below the length read first are touched.
+        let map = unsafe { io::map_read(&file.file, &file.path) }?;
+        Ok(map[FILE_HEADER..len as usize].iter().all(|&b| b == 0))
+    }
+
+    /// Whole records in the file of `base` (for what a repair drops).
+    fn count_records(&self, base: u64) -> Result<u64> {
+        let file = WalFile::open(&self.dir, base, false, self.chunk)?;
+        let mut ts = 0;
+        let scan = scan_file(&file, base + FILE_HEADER as u64, &mut ts, &mut |_, _, _| {
+            Ok(())
+        })?;
+        Ok(scan.records + scan.vouching)
+    }
+}
+
+/// What a scan of one log file found.
+struct FileScan {
+    records: u64,
+    /// Position of the end of the last whole record.
+    end: u64,
+    /// What stopped the chain of records before the zeros, if anything.
+    damage: Option<&'static str>,
+    /// Intact records past the end whose writer knew the log durable
+    /// beyond it.
+    vouching: u64,
+    /// Position up to which bytes past the end are not zero.
+    clear_to: u64,
+}
+
+/// Scan the records of `file` from position `from`, applying each whole
+/// one, and look past the end for records that prove the log went on.
+fn scan_file(
+    file: &WalFile,
+    from: u64,
+    last_ts: &mut u64,
+    apply: &mut impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
+) -> Result<FileScan> {
+    let len = file.len()?;
+    // SAFETY: the file is not written by anyone while we hold the open
+    // lock exclusively; the mapping is dropped before we write to it, and
+    // only bytes below the length read first are touched.
+    let map = unsafe { io::map_read(&file.file, &file.path) }?;
+    let bytes = &map[..len as usize];
+    let start = file.offset(from)?;
+    if start > len {
+        return Err(Error::corrupted(
+            &file.path,
+            from,
+            format!(
+                "the manifest says unflushed records begin at log position {from}, \
+                 but this log file ends at {}",
+                file.base + len
+            ),
+        ));
+    }
+    let mut pos = start;
+    let mut records = 0;
+    let damage: Option<&'static str> = loop {
+        let rest = &bytes[pos as usize..];
+        if rest.len() < RECORD_HEADER || rest[..RECORD_HEADER].iter().all(|&b| b == 0) {
+            break None;
+        }
+        let Some(h) = parse_header(rest) else {
+            break Some("bad record header");
+        };
+        if h.total_len() > rest.len() as u64 {
+            break Some("record runs past the end of the file");
+        }
+        if h.ts <= *last_ts {
+            break Some("timestamp does not increase");
+        }
+        let payload = &rest[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize];
+        if crc32c::crc32c(payload) != h.payload_crc {
+            break Some("payload checksum mismatch");
+        }
+        let Ok(writes) = decode_payload(payload) else {
+            break Some("malformed payload");
+        };
+        apply(h.ts, file.base + pos + RECORD_HEADER as u64, writes)?;
+        *last_ts = h.ts;
+        records += 1;
+        pos += h.total_len();
+    };
+    let end = file.base + pos;
+
+    // Look past the end for records that prove the log went on.
+    let mut vouching = 0u64;
+    let mut leftover_end = pos;
+    // A torn record whose header survived is skipped whole, and so is
+    // every intact header found, so bytes inside a payload (a value may
+    // well contain a log record) are never taken for a record.
+    let mut probe = match parse_header(&bytes[pos as usize..]) {
+        Some(h) if damage.is_some() => pos + h.total_len().max(8),
+        _ => pos + 8,
+    };
+    while probe + RECORD_HEADER as u64 <= len {
+        let rest = &bytes[probe as usize..];
+        match parse_header(rest) {
+            Some(h) if h.total_len() <= rest.len() as u64 => {
+                vouching += (h.synced_mark > end) as u64;
+                leftover_end = leftover_end.max(probe + h.total_len());
+                probe += h.total_len();
+            }
+            Some(h) => {
+                leftover_end = leftover_end.max(len.min(probe + h.total_len()));
+                probe += 8;
+            }
+            None => probe += 8,
+        }
+    }
+    let last_nonzero = bytes[pos as usize..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(pos, |i| pos + i as u64 + 1);
+    Ok(FileScan {
+        records,
+        end,
+        damage,
+        vouching,
+        clear_to: file.base + leftover_end.max(last_nonzero),
+    })
+}
+
+/// Settle the tail of the last file of the log after its scan: clear a
+/// torn record, or (with `repair`) cut damage that later records vouch for.
+fn settle_last(
+    file: &WalFile,
+    scan: &FileScan,
+    repair: bool,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    if scan.vouching > 0 {
+        let what = scan.damage.unwrap_or("records missing (zeroed block)");
+        if !repair {
+            return Err(Error::WalDamaged {
+                file: file.path.clone(),
+                offset: scan.end,
+                what: what.to_string(),
+                records_after: scan.vouching,
+            });
+        }
+        report.repaired = Some((scan.end, scan.vouching));
+    } else if scan.clear_to > scan.end {
+        report.torn_tail = Some((scan.end, scan.clear_to - scan.end));
+    }
+    if scan.clear_to > scan.end {
+        file.write_zeros(scan.end - file.base, scan.clear_to - file.base)?;
+    }
+    io::sync_data(&file.file, &file.path)
 }

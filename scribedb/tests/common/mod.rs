@@ -20,6 +20,16 @@ pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");
 /// Record kind of a commit.
 pub const KIND_COMMIT: u32 = 1;
 
+/// Whether `name` is one of the log's files: `wal`, or `wal-` and the
+/// 16 hex digits of its base position.
+#[allow(dead_code)]
+pub fn is_log_file(name: &str) -> bool {
+    name == "wal"
+        || name
+            .strip_prefix("wal-")
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Forget everything a reboot would: the coordination file and the mapped
 /// version store. The next open has to rebuild from the write-ahead log.
 pub fn simulate_reboot(dir: &Path) {
