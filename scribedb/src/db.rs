@@ -128,9 +128,11 @@ impl Builder {
 
     /// Memtable budget (default 64 MiB): once the memtable's arena bytes
     /// plus the log bytes of its values pass it, the memtable is sealed and
-    /// flushed into a segment file in the background, and the log behind it
-    /// is cut. A commit waits for a flush only when the memtable reaches
+    /// flushed into a segment file in the background, and its log file is
+    /// deleted. A commit waits for a flush only when the memtable reaches
     /// twice the budget while the previous one is still being flushed.
+    /// At least 16 KiB (smaller values are raised); more than 1 TiB is
+    /// refused at open with [`Error::InvalidOption`].
     pub fn memtable_size(mut self, bytes: u64) -> Self {
         self.memtable_size = bytes.max(16 << 10);
         self
@@ -319,6 +321,15 @@ impl Database {
             return Err(Error::InvalidOption {
                 option: "retention",
                 why: "longer than 100 years".to_string(),
+            });
+        }
+        // A log file holds one memtable's records and must stay within
+        // what a file's read windows cover.
+        const MAX_MEMTABLE: u64 = 1 << 40;
+        if opts.memtable_size > MAX_MEMTABLE {
+            return Err(Error::InvalidOption {
+                option: "memtable_size",
+                why: format!("{} bytes is more than 1 TiB", opts.memtable_size),
             });
         }
         if !opts.create {
@@ -836,6 +847,7 @@ impl Inner {
                 Ok(view) => {
                     let view = Arc::new(view);
                     self.view.store(view.clone());
+                    self.wal.forget_below(fields.active_log_base);
                     return Ok(view);
                 }
                 // The files of a view that has just been replaced may be

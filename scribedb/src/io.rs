@@ -66,6 +66,15 @@ pub(crate) fn len(file: &File, path: &Path) -> Result<u64> {
         .len())
 }
 
+/// The length of the file at `path`; 0 if it is gone.
+pub(crate) fn len_of(path: &Path) -> Result<u64> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).ctx(|| format!("reading the length of {}", path.display())),
+    }
+}
+
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
     file.set_len(len)
         .ctx(|| format!("setting the length of {} to {len}", path.display()))

@@ -239,6 +239,25 @@ fn out_of_range_slot_counts_are_invalid_options() {
 }
 
 #[test]
+fn a_memtable_budget_past_what_a_log_file_holds_is_an_invalid_option() {
+    let dir = tempfile::tempdir().unwrap();
+    match scribedb::Database::builder()
+        .memtable_size(2 << 40)
+        .open(dir.path())
+    {
+        Err(scribedb::Error::InvalidOption { option, why }) => {
+            assert_eq!(option, "memtable_size");
+            assert!(why.contains("1 TiB"), "{why}");
+        }
+        other => panic!("expected InvalidOption, got {other:?}"),
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing was created"
+    );
+}
+
+#[test]
 fn the_last_handle_to_close_gives_back_the_log_slack() {
     let dir = tempfile::tempdir().unwrap();
     let db = scribedb::Database::open(dir.path()).unwrap();

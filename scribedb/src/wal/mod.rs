@@ -353,9 +353,19 @@ impl Wal {
     pub fn bytes_on_disk(&self) -> Result<u64> {
         let mut total = 0;
         for base in logfiles::list(&self.dir)? {
-            total += std::fs::metadata(logfiles::path(&self.dir, base)).map_or(0, |m| m.len());
+            total += io::len_of(&logfiles::path(&self.dir, base))?;
         }
         Ok(total)
+    }
+
+    /// Close the file kept open if it lies before `active_base` (the writer
+    /// has moved on): once flushed it is deleted, and an open descriptor
+    /// would keep its blocks.
+    pub fn forget_below(&self, active_base: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|f| f.base < active_base) {
+            *current = None;
+        }
     }
 
     /// Append the commit record of `writes` at position `at` (the current
