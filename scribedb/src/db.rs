@@ -288,6 +288,7 @@ pub(crate) struct Inner {
     /// One view is built at a time in this process.
     view_build: Mutex<()>,
     pub maint: Maintenance,
+    flusher: Flusher,
     /// This handle's own `Arc`, for starting its maintenance thread.
     self_ref: OnceLock<Weak<Inner>>,
     /// The last maintenance failure (a full disk, say), for diagnostics.
@@ -389,6 +390,7 @@ impl Database {
             view: ArcSwap::from_pointee(view),
             view_build: Mutex::new(()),
             maint: Maintenance::default(),
+            flusher: Flusher::default(),
             self_ref: OnceLock::new(),
             maint_error: Mutex::new(None),
             pid,
@@ -400,7 +402,7 @@ impl Database {
         });
         let _ = inner.self_ref.set(Arc::downgrade(&inner));
         if inner.durability == Durability::Eventual {
-            spawn_flusher(Arc::downgrade(&inner))?;
+            Flusher::start(&inner)?;
         }
         // A sealed memtable nobody is flushing (its process exited or
         // died): this handle takes it on.
@@ -659,8 +661,10 @@ impl std::fmt::Debug for Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        // A flush this handle owes finishes before the handle goes.
+        // A flush this handle owes finishes before the handle goes, and
+        // no thread of its own keeps it open after `drop` returns.
         self.inner.maint.stop();
+        self.inner.flusher.stop();
     }
 }
 
@@ -689,24 +693,66 @@ impl Drop for Inner {
     }
 }
 
-fn spawn_flusher(inner: Weak<Inner>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("scribedb-flush".into())
-        .spawn(move || loop {
-            std::thread::sleep(EVENTUAL_SYNC_INTERVAL);
-            let Some(inner) = inner.upgrade() else { return };
-            let c = &inner.coord;
-            if c.hdr(OFF_WAL_SYNCED).load(Ordering::Acquire)
-                < c.hdr(OFF_WAL_END).load(Ordering::Acquire)
-            {
-                if let Err(e) = inner.wal.sync_and_publish(c) {
-                    inner.set_poison(format!("background sync failed: {e}"));
-                    return;
+/// The background sync thread of an `Eventual` handle. It holds the
+/// handle only while it syncs, and the handle's `Database` stops it before
+/// going, so the handle is closed (locks and slots released) when `drop`
+/// returns.
+#[derive(Default)]
+pub(crate) struct Flusher {
+    stop: Mutex<bool>,
+    stopped: Condvar,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Flusher {
+    fn start(inner: &Arc<Inner>) -> Result<()> {
+        let weak = Arc::downgrade(inner);
+        let handle = std::thread::Builder::new()
+            .name("scribedb-flush".into())
+            .spawn(move || loop {
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let f = &inner.flusher;
+                    let stop = f.stop.lock().unwrap_or_else(|p| p.into_inner());
+                    let (stop, _) = f
+                        .stopped
+                        .wait_timeout_while(stop, EVENTUAL_SYNC_INTERVAL, |stop| !*stop)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *stop {
+                        return;
+                    }
                 }
+                let Some(inner) = weak.upgrade() else { return };
+                let c = &inner.coord;
+                if c.hdr(OFF_WAL_SYNCED).load(Ordering::Acquire)
+                    < c.hdr(OFF_WAL_END).load(Ordering::Acquire)
+                {
+                    if let Err(e) = inner.wal.sync_and_publish(c) {
+                        inner.set_poison(format!("background sync failed: {e}"));
+                        return;
+                    }
+                }
+            })
+            .ctx(|| "starting the background sync thread".to_string())?;
+        *inner
+            .flusher
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(())
+    }
+
+    /// Stop the thread and wait for it (not from the thread itself).
+    fn stop(&self) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stopped.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
             }
-        })
-        .map(drop)
-        .ctx(|| "starting the background sync thread".to_string())
+        }
+    }
 }
 
 impl Inner {
