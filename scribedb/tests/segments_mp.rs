@@ -251,11 +251,23 @@ fn check_files(dir: &Path, db: &Database, max_segments: Option<usize>) -> Result
                 || arena_generation(n).is_some())
         })
         .collect();
-    // The file appended to, and the sealed memtable's if it waits for
-    // its flush: every other log file is retired.
-    let logs = names.iter().filter(|n| is_log_file(n)).count();
+    // Only log files with records not yet in segments stay: from the one
+    // holding the log start (a rebuilt memtable may span several) on.
+    let mut bases: Vec<u64> = names
+        .iter()
+        .filter(|n| is_log_file(n))
+        .map(|n| {
+            n.strip_prefix("wal-")
+                .map_or(0, |h| u64::from_str_radix(h, 16).unwrap())
+        })
+        .collect();
+    bases.sort();
+    let flushed_logs = bases
+        .windows(2)
+        .filter(|w| w[1] + 64 <= stats.log_start)
+        .count();
     let ok = segments == stats.segments
-        && logs <= 1 + stats.sealed_memtable as usize
+        && flushed_logs == 0
         && max_segments.is_none_or(|m| segments <= m)
         && manifests <= 1
         && tmp == 0
