@@ -12,7 +12,9 @@ use crate::db::{Durability, Inner};
 use crate::error::{Error, Result};
 use crate::hlc;
 use crate::logview::LogSet;
-use crate::memtable::{Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue};
+use crate::memtable::{
+    version_bytes_bound, Arenas, Inserter, Kind, SkipList, SpreadEntry, StoredValue,
+};
 use crate::recovery::index_seed;
 use crate::view::View;
 use crate::wal::format::{decode_payload, parse_header, ValueOffsets, MAX_PAYLOAD, RECORD_HEADER};
@@ -176,6 +178,18 @@ impl Inner {
                 format!("log end {start} lies outside the log"),
             ));
         }
+        // Space in the memtable first: a commit that cannot have it (a full
+        // disk) fails before its record exists, so it can never come back
+        // at the next rebuild after its caller was told it failed.
+        let bound = writes
+            .clone()
+            .map(|(key, v)| version_bytes_bound(key.len(), v.map(<[u8]>::len)))
+            .fold(0usize, usize::saturating_add);
+        let mut ins = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts)?;
+        ins.reserve(writes.len())?;
+        let arenas = hdr(OFF_ARENA_COUNT).load(Ordering::Acquire) as usize;
+        view.active.reserve_for(arenas, bound)?;
+
         hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
         let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
         hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
@@ -200,17 +214,6 @@ impl Inner {
         hdr(OFF_WAL_END).store(end, Ordering::Release);
         logged(end);
 
-        let inserted = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts).and_then(|mut ins| {
-            ins.reserve(writes.len())?;
-            Ok(ins)
-        });
-        let mut ins = match inserted {
-            Ok(ins) => ins,
-            Err(e) => {
-                self.set_poison(format!("preparing to insert a commit failed: {e}"));
-                return Err(e);
-            }
-        };
         // Values long enough live only in the log: where the record puts
         // each one follows from the writes, as the append laid them out.
         let payload_at = start + RECORD_HEADER as u64;

@@ -13,8 +13,9 @@ pub const SETTINGS: &str = "scribedb (this repository): `Durability::Immediate` 
     is durable; otherwise default options (a 64 MiB memtable, flushed into segment files in \
     the background; leveled compaction, level 0 into level 1 at 4 files). Every process \
     opens the same directory. Compaction: `Database::compact` (flush, then merge every \
-    segment). Sizes include the log's zeroed space ahead of its end (16 to 32 MiB), the \
-    memtable's arenas (reserved 8 MiB at a time) and files that readers still pin.";
+    segment). Sizes include the log's zeroed space ahead of its end (up to 32 MiB), the \
+    memtable's arenas (reserved 1 MiB at first, then up to 8 MiB at a time) and files that \
+    readers still pin.";
 
 pub struct ScribeDb {
     db: Database,

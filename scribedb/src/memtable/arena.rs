@@ -49,7 +49,9 @@ const H_USED: usize = H_SIZE + 8;
 const H_ALLOCATED: usize = H_USED + 8;
 /// In arena 0 only: pointer to the current key index table (0: none).
 const H_KEY_INDEX: usize = H_ALLOCATED + 8;
-/// Granularity of block allocation.
+/// Granularity of block allocation: it starts at 1 MiB and doubles with
+/// what is allocated up to this, so that an idle memtable (one just started,
+/// or a small database) takes little disk, and a busy one few calls.
 const ALLOC_CHUNK: usize = 8 << 20;
 
 /// Most arenas one generation may chain.
@@ -138,6 +140,17 @@ pub fn node_size(height: usize, key_len: usize, value_len: usize) -> usize {
 
 pub fn arena_file(dir: &Path, generation: u64, index: usize) -> PathBuf {
     dir.join(format!("mem-{generation:016x}-{index:05}.arena"))
+}
+
+/// The most arena bytes a version of a key of `key_len` bytes and a value
+/// of `value_len` bytes (`None` for a delete) can take.
+pub fn version_bytes_bound(key_len: usize, value_len: Option<usize>) -> usize {
+    let stored = match value_len {
+        Some(n) if n >= LOG_VALUE_MIN => 8,
+        Some(n) => n,
+        None => 0,
+    };
+    node_size(MAX_HEIGHT, key_len, stored)
 }
 
 /// One mapped arena file.
@@ -268,10 +281,8 @@ impl Arena {
             return Ok(());
         }
         let from = allocated.min(end);
-        let to = end
-            .div_ceil(ALLOC_CHUNK)
-            .saturating_mul(ALLOC_CHUNK)
-            .min(self.len());
+        let step = allocated.clamp(1 << 20, ALLOC_CHUNK);
+        let to = end.div_ceil(step).saturating_mul(step).min(self.len());
         if end > to {
             return Err(Error::corrupted(
                 &self.path,
@@ -440,6 +451,20 @@ impl Arenas {
         )?;
         let _ = self.maps[index].set(arena);
         Ok(self.maps[index].get().expect("just set"))
+    }
+
+    /// Make sure blocks back the next `bytes` of the last of `count`
+    /// arenas (as far as it reaches), so that a commit whose nodes take at
+    /// most that much finds its space allocated: asked before the commit's
+    /// log record is written, a full disk fails the commit cleanly instead
+    /// of halfway. Nodes past the end of the arena go into a new one, which
+    /// is reserved when it is created. Writer only.
+    pub fn reserve_for(&self, count: usize, bytes: usize) -> Result<()> {
+        let Some(last) = count.checked_sub(1) else {
+            return Ok(());
+        };
+        let arena = self.get(last)?;
+        arena.reserve(arena.used().saturating_add(bytes).min(arena.len()))
     }
 
     /// Arena `index`, mapping it on first use.

@@ -16,7 +16,7 @@ use std::ops::Bound;
 
 use crate::entry::{above_lower, below_upper};
 use crate::error::Result;
-pub(crate) use arena::{cmp_keys, Arenas, Kind, Node, StoredValue};
+pub(crate) use arena::{cmp_keys, version_bytes_bound, Arenas, Kind, Node, StoredValue};
 pub(crate) use skiplist::{Inserter, SkipList, SpreadEntry};
 
 /// A key's visible value, `None` for a tombstone.
