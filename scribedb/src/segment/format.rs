@@ -12,9 +12,10 @@ use crate::entry::Kind;
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 8] = *b"SCRBSEG\0";
-/// Version 2: block checksums instead of one per entry, and a 16-byte
-/// entry header.
-pub const VERSION: u32 = 2;
+/// Version 3: the block checksums cover the offset table and the hash
+/// index as well as the data, so that opening reads no section whole.
+/// (Version 2 checksummed those two whole, at open, and is not read.)
+pub const VERSION: u32 = 3;
 
 // Header, at offset 0.
 pub const H_MAGIC: usize = 0; // [u8; 8]
@@ -41,15 +42,47 @@ pub const MAX_KEY_LEN: usize = (1 << 24) - 1;
 /// Smallest entry: the header and a one-byte key, padded.
 pub const MIN_ENTRY: usize = entry_size(1, 0);
 
-/// The data section is checksummed in blocks of this many bytes of the
-/// file: block `b` covers `[b × BLOCK, (b + 1) × BLOCK)` within
-/// `[HEADER, data_end)`.
+/// The data section, the offset table and the hash index, which lie end to
+/// end, are checksummed in blocks of this many bytes of the file: block `b`
+/// covers `[b × BLOCK, (b + 1) × BLOCK)` within `[HEADER, blocks_off)`
+/// (the end of the index). A block may hold the end of one section and the
+/// start of the next; one checksum per block keeps a single bit per block
+/// in the reader, whatever the section.
 pub const BLOCK: usize = 4096;
 
-/// Blocks of a data section ending at `data_end` (at least one).
-#[inline]
-pub fn block_count(data_end: u64) -> u64 {
-    data_end.div_ceil(BLOCK as u64)
+/// Where the sections after the header lie, all derived from the header's
+/// counts (see [`Layout::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// End of the data section: the offset table starts here.
+    pub data_end: u64,
+    /// Start of the hash index.
+    pub index_off: u64,
+    /// End of the hash index, so of the bytes the blocks cover: the block
+    /// checksum table starts here.
+    pub blocks_off: u64,
+    /// Number of blocks (at least one: the index is never empty).
+    pub blocks: u64,
+    /// Start of the footer.
+    pub footer_off: u64,
+}
+
+impl Layout {
+    /// The layout of a file with these header fields; `None` if it would
+    /// not fit in a `u64`. `data_end` must be 8-byte aligned.
+    pub fn new(data_end: u64, entries: u64, slots: u64) -> Option<Layout> {
+        let index_off = entries.checked_mul(8)?.checked_add(data_end)?;
+        let blocks_off = slots.checked_mul(8)?.checked_add(index_off)?;
+        let blocks = blocks_off.div_ceil(BLOCK as u64);
+        let footer_off = blocks_off.checked_add(block_table_len(blocks))?;
+        Some(Layout {
+            data_end,
+            index_off,
+            blocks_off,
+            blocks,
+            footer_off,
+        })
+    }
 }
 
 /// Bytes of the block checksum table: a `u32` per block, padded to 8.
@@ -58,16 +91,15 @@ pub fn block_table_len(blocks: u64) -> u64 {
     (4 * blocks + 7) & !7
 }
 
-/// The bytes block `b` covers, as file offsets.
+/// The bytes block `b` covers, as file offsets, when the covered bytes end
+/// at `blocks_off`.
 #[inline]
-pub fn block_range(b: usize, data_end: usize) -> (usize, usize) {
-    ((b * BLOCK).max(HEADER), ((b + 1) * BLOCK).min(data_end))
+pub fn block_range(b: usize, blocks_off: usize) -> (usize, usize) {
+    ((b * BLOCK).max(HEADER), ((b + 1) * BLOCK).min(blocks_off))
 }
 
 // Footer, the last bytes of the file.
-pub const F_TABLE_CRC: usize = 0; // u32
-pub const F_INDEX_CRC: usize = F_TABLE_CRC + 4; // u32
-pub const F_BLOCKS_CRC: usize = F_INDEX_CRC + 4; // u32
+pub const F_BLOCKS_CRC: usize = 0; // u32
 pub const F_ZERO: usize = F_BLOCKS_CRC + 4; // u32, zero
 pub const F_TOMBSTONES: usize = F_ZERO + 4; // u64
 pub const F_MIN_TS: usize = F_TOMBSTONES + 8; // u64
@@ -76,6 +108,7 @@ pub const F_NEWEST_PUT_BYTES: usize = F_MAX_TS + 8; // u64
 pub const F_FIRST_KEY_LEN: usize = F_NEWEST_PUT_BYTES + 8; // u32
 pub const F_LAST_KEY_LEN: usize = F_FIRST_KEY_LEN + 4; // u32
 pub const F_KEYS: usize = F_LAST_KEY_LEN + 4; // first key, last key, then crc u32
+const _: () = assert!(F_KEYS == 48);
 /// Footer bytes besides the two keys (including the final checksum).
 pub const FOOTER_FIXED: usize = F_KEYS + 4;
 

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! segment file  (all integers little-endian; sections 8-byte aligned)
-//! ┌──────────┬─────────────────┬────────────┬──────────────┬─────────────┬────────┐
-//! │ header   │ data: entries,  │ block      │ offset table │ hash index  │ footer │
-//! │ (64 B)   │ sorted, packed  │ crcs       │ u64 × entries│ u64 × slots │        │
-//! └──────────┴─────────────────┴────────────┴──────────────┴─────────────┴────────┘
-//! 0          64                data_end     table_off      index_off     footer_off
+//! ┌──────────┬─────────────────┬──────────────┬─────────────┬────────────┬────────┐
+//! │ header   │ data: entries,  │ offset table │ hash index  │ block      │ footer │
+//! │ (64 B)   │ sorted, packed  │ u64 × entries│ u64 × slots │ crcs       │        │
+//! └──────────┴─────────────────┴──────────────┴─────────────┴────────────┴────────┘
+//! 0          64                data_end       index_off     blocks_off   footer_off
+//!            └──────── checksummed in 4 KiB blocks ────────┘
 //!
 //! header
-//!   0  magic "SCRBSEG\0"    8  version u32 (2)    12 flags u32 (0)
+//!   0  magic "SCRBSEG\0"    8  version u32 (3)    12 flags u32 (0)
 //!   16 hash seed u64        24 entries u64        32 keys u64
 //!   40 data_end u64         48 index slots u64    56 footer_len u32
 //!   60 crc32c of bytes 0..60
@@ -23,32 +24,36 @@
 //!   12 value_len u32
 //!   16 key, value, zero padding to a multiple of 8
 //!
-//! block crcs     crc32c of each 4 KiB block of the data section: block b
-//!                covers file bytes [4096 b, 4096 (b + 1)) within
-//!                [64, data_end); ceil(data_end / 4096) blocks; zero
-//!                padding to 8 bytes
-//!
 //! offset table   entry i's file offset, u64, for i in 0..entries
 //!
 //! hash index     slots: a power of two ≥ 2 × keys (at least 2); a slot is
 //!                tag (top 24 bits of the hash) << 40 | entry offset / 8,
 //!                0 when empty. It names the newest version of a key.
 //!
+//! block crcs     crc32c of each 4 KiB block of [64, blocks_off), the data,
+//!                offset table and index together: block b covers file
+//!                bytes [4096 b, 4096 (b + 1)) within that range, so a
+//!                block may hold the end of one section and the start of
+//!                the next; ceil(blocks_off / 4096) blocks; zero padding
+//!                to 8 bytes
+//!
 //! footer (the last footer_len bytes)
-//!   0  crc32c of offset table u32     4  crc32c of hash index u32
-//!   8  crc32c of block crcs u32       12 zero u32
-//!   16 tombstones u64     24 min_ts u64     32 max_ts u64
-//!   40 newest_put_bytes u64
-//!   48 first_key_len u32  52 last_key_len u32
-//!   56 first key, last key
+//!   0  crc32c of block crcs u32       4  zero u32
+//!   8  tombstones u64     16 min_ts u64     24 max_ts u64
+//!   32 newest_put_bytes u64
+//!   40 first_key_len u32  44 last_key_len u32
+//!   48 first key, last key
 //!   .. crc32c of the footer's preceding bytes u32
 //! ```
 //!
-//! The file's size must be exactly `data_end + block table + 8 × entries +
-//! 8 × slots + footer_len`, so a truncated or extended file is rejected at
-//! open. Keys are 1 byte to 16 MiB − 1; a value is below 4 GiB (its length
-//! is a `u32`); the data section is below 8 TiB (the offset bits of a
-//! slot).
+//! With `index_off = data_end + 8 × entries` and `blocks_off = index_off +
+//! 8 × slots`, the file's size must be exactly `blocks_off + block table +
+//! footer_len`, so a truncated or extended file is rejected at open. Keys
+//! are 1 byte to 16 MiB − 1; a value is below 4 GiB (its length is a
+//! `u32`); the data section is below 8 TiB (the offset bits of a slot).
+//! Version 2 files (offset table and index checksummed whole, block table
+//! before them) are refused as an unsupported version, not converted:
+//! compaction rewrites segments, and no released database holds them.
 //!
 //! **Point reads.** The key's hash is XXH3-64 under the seed in the header
 //! (random per file, so keys cannot be chosen in advance to collide). The
@@ -66,21 +71,27 @@
 //! the misses of several sources overlap.
 //!
 //! **Integrity.** The file is untrusted. Opening checks the header, the
-//! footer, the sizes of all sections against the file and the checksums of
-//! the block table, the offset table and the index (all small). Entry
-//! data is checked by block: each decode checks the entry's bounds, then
-//! that every block it lies in has been verified in this process, checking
-//! the block's crc32c first if not, and only then reads the entry. A
-//! segment keeps one bit per block (atomics, set once and never cleared:
-//! the mapping is immutable), so each block is checksummed once per
-//! process, not each entry at every read. Damage is an `Error::Corrupted`
-//! naming the file and offset, never a panic or a read outside the
-//! mapping.
+//! footer, the sizes of all sections against the file and the checksum of
+//! the block table (4 bytes per 4 KiB of file, about a thousandth of it);
+//! it reads none of the data, offset table or index, whose sizes grow
+//! with the entry count. Everything else is checked by block, data,
+//! offset table and index alike: before a read uses bytes of a block, it
+//! makes sure the block has been verified in this process, checking its
+//! crc32c first if not. A decode checks the entry's bounds, then every
+//! block the entry lies in; a probe of the index checks the block of its
+//! home slot, and another only when it steps into the next block; a read
+//! of the offset table checks the block of the entry it reads (8-byte
+//! fields at 8-byte offsets never straddle blocks). A segment keeps one
+//! bit per block (atomics, set once and never cleared: the mapping is
+//! immutable), so each block is checksummed once per process, and a point
+//! read pays one bit test for its slot and one per block of its entry.
+//! Damage is an `Error::Corrupted` naming the file and the damaged block's
+//! offset, never a panic or a read outside the mapping.
 //!
 //! **Writing.** Entries stream through a large buffer, their block
-//! checksums computed on the way; the block table, the offset table and
-//! the index are built in memory (4 bytes per block, 8 per entry, 16 per
-//! key) and written at `finish`, then the footer, and last the header (in
+//! checksums computed on the way; the offset table and the index are built
+//! in memory (8 bytes per entry, 16 per key) and streamed the same way at
+//! `finish`, then the block table, the footer, and last the header (in
 //! place of the zeros written at the start), before the file's data is
 //! synced. A writer dropped before `finish` removes its file.
 

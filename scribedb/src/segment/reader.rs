@@ -27,22 +27,25 @@ pub(crate) struct Segment {
     meta: SegmentMeta,
     seed: u64,
     entries: usize,
+    /// End of the data section, where the offset table starts.
     data_end: usize,
-    /// Offsets of the block checksum table and the offset table.
-    blocks_off: usize,
-    table_off: usize,
     index_off: usize,
+    /// End of the index, where the block checksum table starts.
+    blocks_off: usize,
     slots: usize,
-    /// One bit per block of the data section: its checksum has been
-    /// verified in this process. Set once, never cleared; the mapping is
-    /// immutable, so a verified block stays verified.
+    /// One bit per block (of data, offset table and index alike): its
+    /// checksum has been verified in this process. Set once, never
+    /// cleared; the mapping is immutable, so a verified block stays
+    /// verified.
     verified: Box<[AtomicU64]>,
 }
 
 impl Segment {
-    /// Map `path` and validate its header, footer, block checksum table,
-    /// offset table and index. Entry data is checked block by block, the
-    /// first time this process reads each block.
+    /// Map `path` and validate its header, footer and block checksum table
+    /// (a 4-byte checksum per 4 KiB, so about a thousandth of the file).
+    /// Entries, the offset table and the index are checked block by
+    /// block, the first time this process reads each block: opening never
+    /// reads a section whose size grows with the number of entries.
     pub fn open(path: &Path) -> Result<Segment> {
         let file = match crate::io::open(path, crate::io::Open::Read) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -127,27 +130,23 @@ impl Segment {
         if footer_len < FOOTER_FIXED as u64 {
             return Err(bad_header(H_FOOTER_LEN, "footer too short"));
         }
-        let blocks = block_count(data_end);
-        let table_off = data_end + block_table_len(blocks);
-        let index_off = table_off + 8 * entries; // entries < 2^40: no overflow
-        let footer_off = slots
-            .checked_mul(8)
-            .and_then(|n| n.checked_add(index_off))
-            .filter(|&f| f.checked_add(footer_len) == Some(len));
-        let Some(footer_off) = footer_off else {
+        let layout = Layout::new(data_end, entries, slots)
+            .filter(|l| l.footer_off.checked_add(footer_len) == Some(len));
+        let Some(layout) = layout else {
             return Err(corrupted(
                 len,
                 "segment size does not match its header (truncated or extended)".into(),
             ));
         };
         // Everything is inside the mapping now, so these conversions hold.
-        let (data_end, table_off, index_off, footer_off) = (
+        let (data_end, index_off, blocks_off, footer_off) = (
             data_end as usize,
-            table_off as usize,
-            index_off as usize,
-            footer_off as usize,
+            layout.index_off as usize,
+            layout.blocks_off as usize,
+            layout.footer_off as usize,
         );
-        let (entries_n, slots_n, blocks_n) = (entries as usize, slots as usize, blocks as usize);
+        let (entries_n, slots_n, blocks_n) =
+            (entries as usize, slots as usize, layout.blocks as usize);
 
         // Footer.
         let footer = &buf[footer_off..];
@@ -182,25 +181,13 @@ impl Segment {
             ));
         }
 
-        let block_table = &buf[data_end..table_off];
+        // The one section read whole: every later check of a block trusts
+        // the checksum it finds here.
+        let block_table = &buf[blocks_off..footer_off];
         if crc32c::crc32c(block_table) != le_u32(footer, F_BLOCKS_CRC) {
             return Err(corrupted(
-                data_end as u64,
+                blocks_off as u64,
                 "segment block checksum table mismatch".into(),
-            ));
-        }
-        let table = &buf[table_off..index_off];
-        if crc32c::crc32c(table) != le_u32(footer, F_TABLE_CRC) {
-            return Err(corrupted(
-                table_off as u64,
-                "segment offset table checksum mismatch".into(),
-            ));
-        }
-        let index = &buf[index_off..footer_off];
-        if crc32c::crc32c(index) != le_u32(footer, F_INDEX_CRC) {
-            return Err(corrupted(
-                index_off as u64,
-                "segment hash index checksum mismatch".into(),
             ));
         }
 
@@ -223,9 +210,8 @@ impl Segment {
             seed,
             entries: entries_n,
             data_end,
-            blocks_off: data_end,
-            table_off,
             index_off,
+            blocks_off,
             slots: slots_n,
             verified: (0..blocks_n.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
@@ -236,6 +222,16 @@ impl Segment {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many blocks this process has verified so far: what a test can
+    /// see of how much of the file a read (or the open) has checked.
+    #[cfg(test)]
+    pub(super) fn verified_blocks(&self) -> u32 {
+        self.verified
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum()
     }
 
     /// The metadata recorded in the file.
@@ -271,6 +267,7 @@ impl Segment {
 
     /// The newest version of `key` (its entry, with its offset in `next`'s
     /// place known to the caller through `offset`), through the hash index.
+    #[inline]
     fn find_newest(&self, key: &[u8]) -> Result<Option<RawEntry<'_>>> {
         self.find_newest_hashed(key, hash_key(key, self.seed))
     }
@@ -285,8 +282,12 @@ impl Segment {
     /// hashing to `hash`, if any (a hint: the slots are read, the entry
     /// is not).
     fn prefetch_named(&self, hash: u64) {
-        let mask = self.slots - 1;
-        let mut at = hash as usize & mask;
+        // The slots name what to ask for, so they are verified like any
+        // other read of them; a damaged block is left for the read that
+        // follows to report.
+        let Ok(mut at) = self.probe_start(hash) else {
+            return;
+        };
         for _ in 0..8 {
             let slot = le_u64(&self.map, self.index_off + 8 * at);
             if slot == 0 {
@@ -299,14 +300,22 @@ impl Segment {
                 }
                 return;
             }
-            at = (at + 1) & mask;
+            let Ok(next) = self.probe_next(at) else {
+                return;
+            };
+            at = next;
         }
     }
 
+    /// The probe of a point read. Inlined into its callers (`get` above
+    /// all): left out of line, as the compiler tends to leave it, its
+    /// result goes back through memory, costing a point read more than the
+    /// index check does.
+    #[inline(always)]
     fn find_newest_hashed(&self, key: &[u8], hash: u64) -> Result<Option<RawEntry<'_>>> {
-        let mask = self.slots - 1;
-        let mut at = hash as usize & mask;
+        let mut at = self.probe_start(hash)?;
         for _ in 0..self.slots {
+            // Verified: the probe checked the block on entering it.
             let slot = le_u64(&self.map, self.index_off + 8 * at);
             if slot == 0 {
                 return Ok(None);
@@ -317,7 +326,7 @@ impl Segment {
                     return Ok(Some(e));
                 }
             }
-            at = (at + 1) & mask;
+            at = self.probe_next(at)?;
         }
         Err(Error::corrupted(
             &self.path,
@@ -326,13 +335,52 @@ impl Segment {
         ))
     }
 
-    /// File offset of entry `i` (`data_end` for `i == len()`).
-    pub(super) fn offset_of(&self, i: usize) -> usize {
-        if i >= self.entries {
-            self.data_end
-        } else {
-            le_u64(&self.map, self.table_off + 8 * i) as usize
+    /// The home slot of a key hashing to `hash`, its block verified.
+    ///
+    /// A probe checks a block when it enters it, not at every slot: slots
+    /// are 8 bytes at 8-byte aligned offsets, so none straddles a block,
+    /// and a probe nearly always ends in the block it started in. A point
+    /// read thus pays one bit test for the index, as for each data block.
+    #[inline]
+    fn probe_start(&self, hash: u64) -> Result<usize> {
+        let at = hash as usize & (self.slots - 1);
+        self.verify_covering(self.index_off + 8 * at)?;
+        Ok(at)
+    }
+
+    /// The slot a probe reads after `at`, its block verified if the probe
+    /// enters a block there (a block boundary, or the wrap to slot 0).
+    #[inline]
+    fn probe_next(&self, at: usize) -> Result<usize> {
+        let next = (at + 1) & (self.slots - 1);
+        let off = self.index_off + 8 * next;
+        if next == 0 || off % BLOCK == 0 {
+            self.probe_enters(off)?;
         }
+        Ok(next)
+    }
+
+    /// A probe entering the block holding `off`: rare (one step in 512),
+    /// so kept out of line, which leaves the probe loop fewer registers
+    /// to keep.
+    #[cold]
+    #[inline(never)]
+    fn probe_enters(&self, off: usize) -> Result<()> {
+        self.verify_covering(off)
+    }
+
+    /// File offset of entry `i` (`data_end` for `i == len()`), from the
+    /// offset table, its block verified. Not yet checked to be an entry:
+    /// [`decode_at`](Self::decode_at) does that.
+    pub(super) fn offset_of(&self, i: usize) -> Result<usize> {
+        if i >= self.entries {
+            return Ok(self.data_end);
+        }
+        // The table follows the data, 8-byte aligned like the blocks, so
+        // an entry of it lies in one block.
+        let at = self.data_end + 8 * i;
+        self.verify_covering(at)?;
+        Ok(le_u64(&self.map, at) as usize)
     }
 
     /// Number of entries (versions).
@@ -351,8 +399,7 @@ impl Segment {
                 ),
             ));
         }
-        let offset = le_u64(&self.map, self.table_off + 8 * i);
-        let e = self.decode_at(offset)?;
+        let e = self.decode_at(self.offset_of(i)? as u64)?;
         Ok(Version {
             key: e.key,
             ts: e.ts,
@@ -427,10 +474,10 @@ impl Segment {
                 .transpose()
         };
         match lower {
-            Bound::Unbounded => at(self.offset_of(0)),
+            Bound::Unbounded => at(self.offset_of(0)?),
             Bound::Included(k) => match find(k)? {
                 Some(e) => Ok(Some(e)),
-                None => at(self.offset_of(self.lower_bound(k)?)),
+                None => at(self.offset_of(self.lower_bound(k)?)?),
             },
             Bound::Excluded(k) => match find(k)? {
                 Some(mut e) => loop {
@@ -439,7 +486,7 @@ impl Segment {
                         other => return Ok(other),
                     }
                 },
-                None => at(self.offset_of(self.upper_bound(k)?)),
+                None => at(self.offset_of(self.upper_bound(k)?)?),
             },
         }
     }
@@ -455,7 +502,9 @@ impl Segment {
 
     /// Decode the entry at `offset`, verifying the checksums of the blocks
     /// it lies in unless this process has already verified them. This is
-    /// the one place entry data is checked.
+    /// the one place entry data is checked (the offset table and the index
+    /// are checked where they are read: `offset_of`, `probe_start` and
+    /// `probe_next`).
     #[inline]
     fn decode_at(&self, offset: u64) -> Result<RawEntry<'_>> {
         let span = entry_span(&self.map, self.data_end, offset, &self.path)?;
@@ -466,6 +515,18 @@ impl Segment {
             }
         }
         decode_entry(&self.map, span, &self.path)
+    }
+
+    /// Verify the block holding file offset `at` (below `blocks_off`),
+    /// unless this process has already.
+    #[inline]
+    fn verify_covering(&self, at: usize) -> Result<()> {
+        debug_assert!(at < self.blocks_off);
+        let b = at / BLOCK;
+        if !self.is_verified(b) {
+            self.verify_block(b)?;
+        }
+        Ok(())
     }
 
     #[inline]
@@ -479,7 +540,7 @@ impl Segment {
     /// answer), so relaxed atomics suffice.
     #[cold]
     fn verify_block(&self, b: usize) -> Result<()> {
-        let (start, end) = block_range(b, self.data_end);
+        let (start, end) = block_range(b, self.blocks_off);
         let stored = le_u32(&self.map, self.blocks_off + 4 * b);
         if crc32c::crc32c(&self.map[start..end]) != stored {
             return Err(Error::corrupted(
@@ -547,9 +608,9 @@ impl<'a> SegmentIter<'a> {
     }
 
     /// Where the front stops: the back's position, once it has one.
-    fn front_limit(&self) -> usize {
+    fn front_limit(&self) -> Result<usize> {
         self.back
-            .map_or(self.seg.data_end, |b| self.seg.offset_of(b))
+            .map_or(Ok(self.seg.data_end), |b| self.seg.offset_of(b))
     }
 
     fn step_front(&mut self) -> Result<Option<Visible<'a>>> {
@@ -558,7 +619,7 @@ impl<'a> SegmentIter<'a> {
             Some(_) => self.ahead.take(),
             None => seg.front_start(&self.lower, self.hash)?,
         };
-        let limit = self.front_limit();
+        let limit = self.front_limit()?;
         loop {
             let Some(first) = next else {
                 self.front = Some(seg.data_end);
@@ -606,7 +667,7 @@ impl<'a> SegmentIter<'a> {
         // The front has consumed everything before its offset.
         let floor = self.front.unwrap_or(0);
         loop {
-            if i == 0 || seg.offset_of(i - 1) < floor {
+            if i == 0 || seg.offset_of(i - 1)? < floor {
                 self.back = Some(i);
                 return Ok(None);
             }
@@ -619,7 +680,7 @@ impl<'a> SegmentIter<'a> {
             // still within the snapshot is the newest visible.
             let mut found = (last.ts <= self.snapshot).then_some(last);
             i -= 1;
-            while i > 0 && seg.offset_of(i - 1) >= floor {
+            while i > 0 && seg.offset_of(i - 1)? >= floor {
                 let v = seg.entry(i - 1)?;
                 if v.key != last.key {
                     break;

@@ -344,6 +344,26 @@ fn check_or_corrupted(seg: &Segment, model: &Model, meta: &SegmentMeta) {
             Err(e) => assert!(corrupted(&e), "{e}"),
         }
     }
+    // A scan from a bound, asking ahead for its slot and entry as a merge
+    // does: the hints read the index too, and must not trip over damage.
+    for lower in [&b"b"[..], b"bb"] {
+        let lower = Bound::Included(lower.to_vec());
+        let expect = model_visible(model, u64::MAX, &lower, &Bound::Unbounded);
+        let mut it = seg.visible(u64::MAX, lower, Bound::Unbounded);
+        it.prefetch_front(true);
+        it.prefetch_front(false);
+        let mut got = Vec::new();
+        for r in &mut it {
+            match r {
+                Ok(item) => got.push(owned(item)),
+                Err(e) => {
+                    assert!(corrupted(&e), "{e}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, expect[..got.len()]);
+    }
     for snapshot in [u64::MAX, 25] {
         let expect = model_visible(model, snapshot, &Bound::Unbounded, &Bound::Unbounded);
         let mut fwd = Vec::new();
@@ -503,12 +523,16 @@ fn a_damaged_block_fails_every_read_that_touches_it() {
     let model = multi_block_model();
     let meta = write(&good, &model);
     let bytes = std::fs::read(&good).unwrap();
-    let data_end = format::le_u64(&bytes, format::H_DATA_END) as usize;
+    let layout = layout_of(&bytes);
+    let data_end = layout.data_end as usize;
     let blocks = data_end.div_ceil(format::BLOCK);
     assert!(blocks > 8);
     let seg_good = Segment::open(&good).unwrap();
     for b in [0, 1, blocks / 2, blocks - 1] {
+        // Damage the block's data; the same block may also hold the start
+        // of the offset table, which then fails reads through it too.
         let (start, end) = format::block_range(b, data_end);
+        let (_, block_end) = format::block_range(b, layout.blocks_off as usize);
         let mut damaged = bytes.clone();
         damaged[(start + end) / 2] ^= 0x10;
         let bad = dir.path().join(format!("bad{b}.seg"));
@@ -520,10 +544,12 @@ fn a_damaged_block_fails_every_read_that_touches_it() {
         for round in 0..2 {
             let mut failed = 0;
             for i in 0..seg.len() {
-                let at = seg.offset_of(i);
+                let at = seg_good.offset_of(i).unwrap();
                 let len = seg_good.entry(i).unwrap();
                 let size = format::entry_size(len.key.len(), len.value.len());
-                let touches = at < end && at + size > start;
+                let table_at = data_end + 8 * i;
+                let touches =
+                    at < end && at + size > start || (start..block_end).contains(&table_at);
                 match seg.entry(i) {
                     Ok(v) => {
                         assert!(!touches, "round {round}: entry {i} in a damaged block");
@@ -537,6 +563,296 @@ fn a_damaged_block_fails_every_read_that_touches_it() {
                 }
             }
             assert!(failed > 0);
+        }
+    }
+}
+
+/// The section offsets of a segment file, from its header.
+fn layout_of(bytes: &[u8]) -> format::Layout {
+    let field = |at| format::le_u64(bytes, at);
+    format::Layout::new(
+        field(format::H_DATA_END),
+        field(format::H_ENTRIES),
+        field(format::H_SLOTS),
+    )
+    .unwrap()
+}
+
+/// Many small entries: an offset table and an index of many blocks each.
+fn many_entries_model() -> Model {
+    let mut model = Model::new();
+    for i in 0..20_000u32 {
+        let key = format!("k{:08}", i.wrapping_mul(2_654_435_761)).into_bytes();
+        for v in 0..(1 + i % 2) as u64 {
+            let value = format!("v{i}.{v}").into_bytes();
+            model.insert((key.clone(), Reverse(100 - v)), (Kind::Put, value));
+        }
+    }
+    model
+}
+
+/// `bytes` with one bit flipped in the middle of the `n`-th block that lies
+/// wholly in `[from, to)`, and that block's range.
+fn flip_in_block(bytes: &[u8], from: u64, to: u64, n: usize) -> (Vec<u8>, usize, usize) {
+    let first = (from as usize).div_ceil(format::BLOCK);
+    let b = first + n;
+    let (start, end) = (b * format::BLOCK, (b + 1) * format::BLOCK);
+    assert!(
+        end <= to as usize,
+        "the section has fewer than {} whole blocks",
+        n + 1
+    );
+    let mut damaged = bytes.to_vec();
+    damaged[start + 1234] ^= 0x04;
+    (damaged, start, end)
+}
+
+fn is_corruption_of(e: &Error, file: &Path, block_start: usize) -> bool {
+    matches!(e, Error::Corrupted { file: f, offset, .. }
+        if f == file && *offset == block_start as u64)
+}
+
+#[test]
+fn opening_checks_no_table_or_index_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.seg");
+    let model = many_entries_model();
+    write(&path, &model);
+    let seg = Segment::open(&path).unwrap();
+    let layout = layout_of(&std::fs::read(&path).unwrap());
+    assert!(layout.blocks > 200);
+    // Nothing covered by the blocks has been checked by the open.
+    assert_eq!(seg.verified_blocks(), 0);
+    // A point read checks the block of its slot and those of its entry;
+    // the same read again checks nothing new.
+    let key = &model.keys().nth(777).unwrap().0;
+    assert!(seg.get(key, u64::MAX).unwrap().is_some());
+    let after_one = seg.verified_blocks();
+    assert!((2..=4).contains(&after_one), "{after_one}");
+    seg.get(key, u64::MAX).unwrap();
+    assert_eq!(seg.verified_blocks(), after_one);
+    // Entry `i` by index checks the table block holding its offset.
+    seg.entry(model.len() / 2).unwrap();
+    assert!(seg.verified_blocks() <= after_one + 2);
+}
+
+#[test]
+fn a_damaged_index_block_fails_the_lookups_that_probe_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.seg");
+    let model = many_entries_model();
+    let meta = write(&good, &model);
+    let bytes = std::fs::read(&good).unwrap();
+    let layout = layout_of(&bytes);
+    let seed = format::le_u64(&bytes, format::H_SEED);
+    let slots = format::le_u64(&bytes, format::H_SLOTS) as usize;
+    let (damaged, start, end) = flip_in_block(&bytes, layout.index_off, layout.blocks_off, 3);
+    let bad = dir.path().join("bad.seg");
+    std::fs::write(&bad, &damaged).unwrap();
+    // The open does not read the index, so it does not see the damage.
+    let seg = Segment::open(&bad).unwrap();
+    assert_eq!(seg.meta(), &meta);
+
+    // The slots a lookup of `key` probes, in the intact file: from its home
+    // slot to the one naming the key, or else the first empty one.
+    let names_key = |slot: u64, hash: u64, key: &[u8]| {
+        let entry = format::slot_offset(slot) as usize;
+        let len = format::le_u32(&bytes, entry + format::E_KEY_LEN) as usize & format::MAX_KEY_LEN;
+        format::slot_tag_matches(slot, hash)
+            && &bytes[entry + format::E_KEY..entry + format::E_KEY + len] == key
+    };
+    let touches_damage = |key: &[u8]| {
+        let hash = format::hash_key(key, seed);
+        let mut at = hash as usize & (slots - 1);
+        loop {
+            let off = layout.index_off as usize + 8 * at;
+            if (start..end).contains(&off) {
+                return true;
+            }
+            let slot = format::le_u64(&bytes, off);
+            if slot == 0 || names_key(slot, hash, key) {
+                return false;
+            }
+            at = (at + 1) & (slots - 1);
+        }
+    };
+    for round in 0..2 {
+        let (mut failed, mut served) = (0, 0);
+        let mut last: Option<&Vec<u8>> = None;
+        for (key, _) in model.keys() {
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            match seg.get(key, u64::MAX) {
+                Ok(v) => {
+                    assert!(!touches_damage(key), "round {round}: {key:?} read");
+                    let v = v.unwrap();
+                    assert_eq!(
+                        Some((v.ts, v.kind, v.value.to_vec())),
+                        model_get(&model, key, u64::MAX)
+                    );
+                    served += 1;
+                }
+                Err(e) => {
+                    assert!(touches_damage(key), "round {round}: {key:?}: {e}");
+                    assert!(is_corruption_of(&e, &bad, start), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+        assert!(
+            failed > 0 && served > failed,
+            "{failed} failed, {served} served"
+        );
+    }
+    check_or_corrupted(&seg, &model, &meta);
+}
+
+#[test]
+fn a_damaged_offset_table_block_fails_the_reads_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.seg");
+    let model = many_entries_model();
+    let meta = write(&good, &model);
+    let bytes = std::fs::read(&good).unwrap();
+    let layout = layout_of(&bytes);
+    let (damaged, start, end) = flip_in_block(&bytes, layout.data_end, layout.index_off, 5);
+    let bad = dir.path().join("bad.seg");
+    std::fs::write(&bad, &damaged).unwrap();
+    let seg = Segment::open(&bad).unwrap();
+    assert_eq!(seg.meta(), &meta);
+
+    // Entry `i` by index reads its offset from the table: it fails exactly
+    // when that offset lies in the damaged block, every time.
+    for round in 0..2 {
+        let mut failed = 0;
+        for (i, ((key, Reverse(ts)), (kind, value))) in model.iter().enumerate() {
+            let table_at = layout.data_end as usize + 8 * i;
+            match seg.entry(i) {
+                Ok(v) => {
+                    assert!(
+                        !(start..end).contains(&table_at),
+                        "round {round}: entry {i}"
+                    );
+                    assert_eq!(
+                        (v.key, v.ts, v.kind, v.value),
+                        (&key[..], *ts, *kind, &value[..])
+                    );
+                }
+                Err(e) => {
+                    assert!((start..end).contains(&table_at), "round {round}: {i}: {e}");
+                    assert!(is_corruption_of(&e, &bad, start), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+        assert_eq!(failed, format::BLOCK / 8);
+    }
+    // Point reads go through the index and the data only.
+    for ((key, Reverse(ts)), _) in model.iter().step_by(7) {
+        let v = seg.get(key, *ts).unwrap().unwrap();
+        assert_eq!(v.ts, *ts);
+    }
+    // A scan from the back walks the table and meets the damage.
+    let err = seg
+        .visible(u64::MAX, Bound::Unbounded, Bound::Unbounded)
+        .rev()
+        .find_map(Result::err)
+        .expect("the backward scan crosses the damaged block");
+    assert!(is_corruption_of(&err, &bad, start), "{err}");
+    check_or_corrupted(&seg, &model, &meta);
+}
+
+#[test]
+fn a_version_2_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.seg");
+    write(&path, &small_model());
+    // A header that is whole in every way but its version.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[format::H_VERSION..format::H_VERSION + 4].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[..format::H_CRC]);
+    bytes[format::H_CRC..format::H_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    match Segment::open(&path) {
+        Err(Error::UnsupportedVersion {
+            file,
+            found: 2,
+            supported: format::VERSION,
+        }) => assert_eq!(file, path),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a version 2 segment opened"),
+    }
+    assert_eq!(format::VERSION, 3);
+}
+
+/// Recompute the block checksums of `bytes` and the checksums over them,
+/// as the writer does: a test can then forge a file that opens and whose
+/// every block verifies, yet holds what no writer would write.
+fn reseal(bytes: &mut [u8]) {
+    let layout = layout_of(bytes);
+    let (blocks_off, footer_off) = (layout.blocks_off as usize, layout.footer_off as usize);
+    for b in 0..layout.blocks as usize {
+        let (start, end) = format::block_range(b, blocks_off);
+        let crc = crc32c::crc32c(&bytes[start..end]);
+        bytes[blocks_off + 4 * b..][..4].copy_from_slice(&crc.to_le_bytes());
+    }
+    let table_crc = crc32c::crc32c(&bytes[blocks_off..footer_off]);
+    bytes[footer_off + format::F_BLOCKS_CRC..][..4].copy_from_slice(&table_crc.to_le_bytes());
+    let crc_at = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[footer_off..crc_at]);
+    bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A key (not in [`many_entries_model`]) whose home slot is `slot`.
+fn key_homed_at(seed: u64, slots: usize, slot: usize) -> Vec<u8> {
+    (0u64..)
+        .map(|i| format!("absent{i}").into_bytes())
+        .find(|k| format::hash_key(k, seed) as usize & (slots - 1) == slot)
+        .unwrap()
+}
+
+#[test]
+fn a_probe_checks_each_index_block_it_enters() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.seg");
+    write(&good, &many_entries_model());
+    let bytes = std::fs::read(&good).unwrap();
+    let layout = layout_of(&bytes);
+    let index_off = layout.index_off as usize;
+    let seed = format::le_u64(&bytes, format::H_SEED);
+    let slots = format::le_u64(&bytes, format::H_SLOTS) as usize;
+    let block_of = |slot: usize| (index_off + 8 * slot) / format::BLOCK;
+    // The first slot that starts a block, and the wrap from the last slot.
+    let boundary = (index_off.div_ceil(format::BLOCK) * format::BLOCK - index_off) / 8;
+    for (last, next) in [(boundary - 1, boundary), (slots - 1, 0)] {
+        assert_ne!(block_of(last), block_of(next));
+        let key = key_homed_at(seed, slots, last);
+        let hash = format::hash_key(&key, seed);
+        // The key's home slot names another key (its tag differs), so a
+        // lookup of the key goes on into the next block.
+        let mut forged = bytes.clone();
+        let other = !hash & !format::SLOT_OFFSET_MASK | (format::HEADER as u64 / 8);
+        forged[index_off + 8 * last..][..8].copy_from_slice(&other.to_le_bytes());
+        reseal(&mut forged);
+        let path = dir.path().join(format!("forged{next}.seg"));
+        std::fs::write(&path, &forged).unwrap();
+        assert!(Segment::open(&path)
+            .unwrap()
+            .get(&key, u64::MAX)
+            .unwrap()
+            .is_none());
+
+        // Damage in the block the probe enters fails the lookup, though the
+        // block it started in is intact.
+        forged[index_off + 8 * next + 3] ^= 0x20;
+        std::fs::write(&path, &forged).unwrap();
+        let seg = Segment::open(&path).unwrap();
+        let (start, _) = format::block_range(block_of(next), layout.blocks_off as usize);
+        for _ in 0..2 {
+            let err = seg.get(&key, u64::MAX).map(|_| ()).unwrap_err();
+            assert!(is_corruption_of(&err, &path, start), "{err}");
         }
     }
 }

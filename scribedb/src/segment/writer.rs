@@ -1,5 +1,6 @@
 //! Writing a segment file: entries streamed through a buffer, then the
-//! offset table, the hash index, the footer and finally the header.
+//! offset table, the hash index, the block checksums of all three, the
+//! footer and finally the header.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -34,8 +35,8 @@ pub(crate) struct SegmentWriter {
     min_ts: u64,
     max_ts: u64,
     newest_put_bytes: u64,
-    /// Checksums of the finished blocks of the data section, and the
-    /// running checksum of the current one.
+    /// Checksums of the finished blocks (of data, offset table and index),
+    /// and the running checksum of the current one.
     block_crcs: Vec<u32>,
     block_crc: u32,
     /// A write failed: the file is in an unknown state and only dropping
@@ -100,11 +101,11 @@ impl SegmentWriter {
 
         let offset = self.pos;
         let head = encode_entry_head(key, ts, kind, value);
-        self.write_data(&head)?;
-        self.write_data(key)?;
-        self.write_data(value)?;
+        self.write_covered(&head)?;
+        self.write_covered(key)?;
+        self.write_covered(value)?;
         let pad = (size as usize) - (E_KEY + key.len() + value.len());
-        self.write_data(&[0u8; 8][..pad])?;
+        self.write_covered(&[0u8; 8][..pad])?;
 
         if new_key {
             self.newest.push((hash_key(key, self.seed), offset));
@@ -137,34 +138,20 @@ impl SegmentWriter {
         self.offsets.len() as u64
     }
 
-    /// Write the offset table, the index, the footer and the header, sync
-    /// the file's data, and return its metadata.
+    /// Write the offset table, the index, the block checksums, the footer
+    /// and the header, sync the file's data, and return its metadata.
     pub fn finish(mut self) -> Result<SegmentMeta> {
         self.check_usable()?;
         let data_end = self.pos;
         let entries = self.entries();
         let keys = self.newest.len() as u64;
 
-        // Block checksums: the last, partial block too (an empty data
-        // section has one empty block).
-        if data_end % BLOCK as u64 != 0 {
-            self.block_crcs.push(self.block_crc);
-        }
-        let blocks = std::mem::take(&mut self.block_crcs);
-        debug_assert_eq!(blocks.len() as u64, block_count(data_end));
-        let mut bytes: Vec<u8> = blocks.iter().flat_map(|c| c.to_le_bytes()).collect();
-        bytes.resize(block_table_len(blocks.len() as u64) as usize, 0);
-        let blocks_crc = crc32c::crc32c(&bytes);
-        self.write(&bytes)?;
-        drop((blocks, bytes));
-
-        // Offset table.
-        let mut table_crc = 0;
+        // Offset table: it and the index go through the block checksums
+        // like the data, so that readers verify them a block at a time.
         let offsets = std::mem::take(&mut self.offsets);
         for chunk in offsets.chunks(4096) {
             let bytes: Vec<u8> = chunk.iter().flat_map(|o| o.to_le_bytes()).collect();
-            table_crc = crc32c::crc32c_append(table_crc, &bytes);
-            self.write(&bytes)?;
+            self.write_covered(&bytes)?;
         }
         drop(offsets);
 
@@ -179,13 +166,28 @@ impl SegmentWriter {
             }
             index[at as usize] = make_slot(hash, offset);
         }
-        let mut index_crc = 0;
         for chunk in index.chunks(4096) {
             let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
-            index_crc = crc32c::crc32c_append(index_crc, &bytes);
-            self.write(&bytes)?;
+            self.write_covered(&bytes)?;
         }
         drop(index);
+
+        // Block checksums: the last, partial block too (the index is never
+        // empty, so there is at least one block).
+        let blocks_off = self.pos;
+        if blocks_off % BLOCK as u64 != 0 {
+            self.block_crcs.push(self.block_crc);
+        }
+        let blocks = std::mem::take(&mut self.block_crcs);
+        debug_assert_eq!(
+            Layout::new(data_end, entries, slots).map(|l| (l.blocks_off, l.blocks)),
+            Some((blocks_off, blocks.len() as u64))
+        );
+        let mut bytes: Vec<u8> = blocks.iter().flat_map(|c| c.to_le_bytes()).collect();
+        bytes.resize(block_table_len(blocks.len() as u64) as usize, 0);
+        let blocks_crc = crc32c::crc32c(&bytes);
+        self.write(&bytes)?;
+        drop((blocks, bytes));
 
         // Footer.
         let (min_ts, max_ts) = if entries == 0 {
@@ -194,8 +196,6 @@ impl SegmentWriter {
             (self.min_ts, self.max_ts)
         };
         let mut footer = Vec::with_capacity(FOOTER_FIXED + self.first_key.len() * 2);
-        footer.extend_from_slice(&table_crc.to_le_bytes());
-        footer.extend_from_slice(&index_crc.to_le_bytes());
         footer.extend_from_slice(&blocks_crc.to_le_bytes());
         footer.extend_from_slice(&0u32.to_le_bytes());
         footer.extend_from_slice(&self.tombstones.to_le_bytes());
@@ -252,8 +252,9 @@ impl SegmentWriter {
         })
     }
 
-    /// Write bytes of the data section, adding them to the block checksums.
-    fn write_data(&mut self, mut bytes: &[u8]) -> Result<()> {
+    /// Write bytes the blocks cover (data, offset table, index), adding
+    /// them to the block checksums.
+    fn write_covered(&mut self, mut bytes: &[u8]) -> Result<()> {
         let start = self.pos;
         self.write(bytes)?;
         let mut pos = start as usize;
