@@ -72,6 +72,9 @@ impl Inner {
             let header =
                 header.ok_or_else(|| corrupt("unfinished commit's record does not match"))?;
             let payload = &record[RECORD_HEADER..RECORD_HEADER + header.payload_len as usize];
+            if crc32c::crc32c(payload) != header.payload_crc {
+                return Err(corrupt("unfinished commit's record fails its checksum"));
+            }
             let writes = decode_payload(payload).map_err(corrupt)?;
             let mut ins = Inserter::new(&view.active, hdr(OFF_ARENA_COUNT), ts)?;
             ins.reserve(writes.len())?;

@@ -92,6 +92,18 @@ impl LogSet {
         }
     }
 
+    /// A corruption error at log position `pos`, naming its file.
+    pub fn damaged(&self, pos: u64, what: &str) -> Error {
+        match self.holding(pos) {
+            Some(f) => Error::corrupted(
+                &f.path,
+                pos - f.base,
+                format!("{what} (log position {pos})"),
+            ),
+            None => Error::corrupted(Path::new("wal"), pos, what.to_string()),
+        }
+    }
+
     /// Ask for the first cache lines of the value at `pos` (a hint only).
     #[inline]
     pub fn prefetch(&self, pos: u64) {

@@ -81,7 +81,10 @@ pub(crate) fn recover_alone(
     let count = std::sync::atomic::AtomicU64::new(0);
     SkipList::init(&arenas, &count, index_seed())?;
     let mut versions = 0u64;
-    let (report, replayed) = wal.recover(log_start, repair, |ts, payload_at, writes| {
+    // Evidence of how far the log was durable, if the coordination file
+    // survived (a fresh one says 0): damage below it is never a torn tail.
+    let durable_end = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
+    let (report, replayed) = wal.recover(log_start, durable_end, repair, |ts, payload_at, writes| {
         let mut ins = Inserter::new(&arenas, &count, ts)?;
         ins.reserve(writes.len())?;
         let entries = writes.iter().map(|w| SpreadEntry {

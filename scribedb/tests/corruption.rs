@@ -198,3 +198,55 @@ fn a_damaged_reference_to_a_value_in_the_log_is_an_error() {
         Some(&[7u8; 100][..])
     );
 }
+
+/// Values of 64 bytes or more are read from the log: a bit flipped there
+/// on disk is an error naming the log file, never a wrong value, by get,
+/// scan or a flush alike.
+#[test]
+fn a_flipped_bit_in_a_value_in_the_log_is_an_error_not_a_wrong_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let value: Vec<u8> = (0..200u32).map(|i| (i * 7) as u8).collect();
+    {
+        let db = Database::builder()
+            .durability(Durability::None)
+            .open(dir.path())
+            .unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.put(b"long", &value).unwrap();
+        w.put(b"other", [1u8; 80]).unwrap();
+        w.commit().unwrap();
+        db.sync().unwrap();
+    }
+    let wal = dir.path().join("wal");
+    let bytes = std::fs::read(&wal).unwrap();
+    let at = bytes
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the value is in the log");
+    let f = std::fs::File::options().write(true).open(&wal).unwrap();
+    f.write_all_at(&[bytes[at + 50] ^ 0x10], (at + 50) as u64)
+        .unwrap();
+    // Same boot: the memtable is reused, no scan of the log happens.
+    let db = Database::open(dir.path()).unwrap();
+    let r = db.begin_read().unwrap();
+    let names_the_log = |e: &Error| match e {
+        Error::Corrupted { file, what, .. } => {
+            file.ends_with("wal") && what.contains("checksum")
+        }
+        _ => false,
+    };
+    match r.get(b"long") {
+        Err(e) => assert!(names_the_log(&e), "unclear error: {e:?}"),
+        Ok(v) => panic!("served {v:?}"),
+    }
+    assert_eq!(r.get(b"other").unwrap(), Some(&[1u8; 80][..]));
+    let scanned: Vec<_> = r.iter().collect();
+    assert!(
+        scanned.iter().any(|kv| kv.as_ref().is_err_and(names_the_log)),
+        "the scan served the damaged value: {scanned:?}"
+    );
+    drop(r);
+    // A flush copies values out of the log: it fails rather than write
+    // the damage into a segment.
+    assert!(db.compact().is_err(), "the flush carried the damage on");
+}

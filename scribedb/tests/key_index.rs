@@ -181,7 +181,7 @@ fn arenas_of_an_older_format_are_rebuilt_alone_and_refused_when_shared() {
     match Database::open(dir.path()) {
         Err(Error::UnsupportedVersion {
             found: 1,
-            supported: 2,
+            supported: 3,
             ..
         }) => {}
         other => panic!("expected UnsupportedVersion, got {other:?}"),
@@ -197,5 +197,5 @@ fn arenas_of_an_older_format_are_rebuilt_alone_and_refused_when_shared() {
     arena0(dir.path())
         .read_exact_at(&mut version, version_at)
         .unwrap();
-    assert_eq!(u64::from_le_bytes(version), 2);
+    assert_eq!(u64::from_le_bytes(version), 3);
 }

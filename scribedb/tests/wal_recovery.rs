@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use common::{read, simulate_reboot, Record};
 use rand::{Rng, SeedableRng};
-use scribedb::{Database, Error, RecoveryReport, MAX_KEY_LEN, MAX_VALUE_LEN};
+use scribedb::{Database, Durability, Error, RecoveryReport, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -1009,4 +1009,92 @@ fn checksummed_header_with_absurd_length_is_not_a_panic() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// (e) Evidence before a torn tail
+
+/// A copy of the damage setup with its coordination file, as a reboot
+/// leaves it when `coord` survives: the next open rebuilds from the log.
+fn rebooted_with_coord(setup: &DamageSetup) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_wal(setup.dir.path(), tmp.path(), None);
+    std::fs::copy(setup.dir.path().join("coord"), tmp.path().join("coord")).unwrap();
+    // Another boot: the arenas are not trusted, the log is replayed.
+    set_u64(&tmp.path().join("coord"), 40, 0x5eed);
+    tmp
+}
+
+#[test]
+fn a_damaged_last_record_is_damage_while_coord_says_it_was_durable() {
+    let setup = damage_setup();
+    let last = setup.records.last().unwrap();
+    let tmp = rebooted_with_coord(&setup);
+    let wal_path = tmp.path().join("wal");
+    flip(&wal_path, last.offset + 45, 4);
+    let before = read(&wal_path);
+    match Database::open(tmp.path()) {
+        Err(Error::WalDamaged { file, offset, .. }) => {
+            assert_eq!(file, wal_path);
+            assert_eq!(offset, last.offset);
+        }
+        other => panic!("expected WalDamaged, got {other:?}"),
+    }
+    assert!(read(&wal_path) == before, "a failed open changed the log");
+    let db = Database::builder().repair(true).open(tmp.path()).unwrap();
+    assert_eq!(db.recovery_report().repaired, Some((last.offset, 0)));
+    assert_eq!(common::db_contents(&db), first_commits(DAMAGE_COMMITS - 1));
+}
+
+#[test]
+fn a_log_cut_short_of_its_durable_end_is_damage() {
+    let setup = damage_setup();
+    let last = setup.records.last().unwrap();
+    let tmp = rebooted_with_coord(&setup);
+    let wal_path = tmp.path().join("wal");
+    truncate(&wal_path, last.offset);
+    match Database::open(tmp.path()) {
+        Err(Error::WalDamaged { offset, what, .. }) => {
+            assert_eq!(offset, last.offset);
+            assert!(what.contains("durable"), "{what}");
+        }
+        other => panic!("expected WalDamaged, got {other:?}"),
+    }
+}
+
+#[test]
+fn intact_commits_after_damage_are_kept_whatever_the_durability() {
+    for durability in [Durability::None, Durability::Eventual] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder()
+            .durability(durability)
+            .open(dir.path())
+            .unwrap();
+        for i in 0..20u32 {
+            let mut w = db.begin_write().unwrap();
+            w.put(format!("k{i:02}"), format!("value {i}")).unwrap();
+            w.commit().unwrap();
+        }
+        drop(db);
+        let records = common::read_wal_records(dir.path());
+        assert_eq!(records.len(), 20);
+        // The coordination file is gone too: only the records after the
+        // damage say the log went on.
+        simulate_reboot(dir.path());
+        flip(&dir.path().join("wal"), records[9].offset + 45, 2);
+        match Database::open(dir.path()) {
+            Err(Error::WalDamaged {
+                offset,
+                records_after,
+                ..
+            }) => {
+                assert_eq!(offset, records[9].offset, "{durability:?}");
+                assert_eq!(records_after, 10, "{durability:?}");
+            }
+            other => panic!("{durability:?}: expected WalDamaged, got {other:?}"),
+        }
+        let db = Database::builder().repair(true).open(dir.path()).unwrap();
+        assert_eq!(db.recovery_report().repaired, Some((records[9].offset, 10)));
+        assert_eq!(common::db_contents(&db).len(), 9);
+    }
 }

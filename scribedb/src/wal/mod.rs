@@ -609,13 +609,14 @@ impl Wal {
     /// Replay the log from position `start` to its end, across its files,
     /// calling `apply` for each whole record in order (with its timestamp
     /// and the log position of its payload), and settle its tail:
-    /// * a torn last record (one no later durable record vouches for) is
-    ///   cleared and reported;
-    /// * damage that a later record proves was once durable is an error,
-    ///   unless `repair`, which cuts the log there and reports what it drops.
-    ///   A later file is such proof too: the writer moves on to a new file
-    ///   only once the one before is durable whole, so a file must end
-    ///   exactly where the next begins.
+    /// * a torn last record is cleared and reported, but only when nothing
+    ///   says the log went on: no intact record after it, no later file,
+    ///   and `durable_end` (the durable end the coordination file kept, 0
+    ///   if it was lost) not past it;
+    /// * anything else is damage: an error, unless `repair`, which cuts the
+    ///   log there and reports what it drops. A later file is proof too:
+    ///   the writer moves on to a new file only once the one before is
+    ///   durable whole, so a file must end exactly where the next begins.
     ///
     /// Returns the report and the bases of the files replayed, in order;
     /// commits are appended to the last from now on. Runs only while the
@@ -623,6 +624,7 @@ impl Wal {
     pub fn recover(
         &self,
         start: u64,
+        durable_end: u64,
         repair: bool,
         mut apply: impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
     ) -> Result<(RecoveryReport, Vec<u64>)> {
@@ -656,7 +658,7 @@ impl Wal {
             report.records += scan.records;
             report.wal_end = scan.end;
             let Some(&next) = bases.get(i + 1) else {
-                settle_last(&file, &scan, repair, &mut report)?;
+                settle_last(&file, &scan, durable_end, repair, &mut report)?;
                 break;
             };
             let next_start = next + FILE_HEADER as u64;
@@ -670,7 +672,7 @@ impl Wal {
                 // anything was appended to it; commits went on here.
                 io::remove(&logfiles::path(&self.dir, next))?;
                 bases.pop();
-                settle_last(&file, &scan, repair, &mut report)?;
+                settle_last(&file, &scan, durable_end, repair, &mut report)?;
                 break;
             }
             let later: u64 = bases[i + 1..]
@@ -745,8 +747,7 @@ struct FileScan {
     end: u64,
     /// What stopped the chain of records before the zeros, if anything.
     damage: Option<&'static str>,
-    /// Intact records past the end whose writer knew the log durable
-    /// beyond it.
+    /// Intact records past the end: the log went on after it.
     vouching: u64,
     /// Position up to which bytes past the end are not zero.
     clear_to: u64,
@@ -822,7 +823,10 @@ fn scan_file(
         let rest = &bytes[probe as usize..];
         match parse_header(rest) {
             Some(h) if h.total_len() <= rest.len() as u64 => {
-                vouching += (h.synced_mark > end) as u64;
+                // Whether or not its writer knew the damage durable: a
+                // record is only ever appended at the end, so one past
+                // the end was written after the bytes there.
+                vouching += 1;
                 leftover_end = leftover_end.max(probe + h.total_len());
                 probe += h.total_len();
             }
@@ -847,20 +851,31 @@ fn scan_file(
 }
 
 /// Settle the tail of the last file of the log after its scan: clear a
-/// torn record, or (with `repair`) cut damage that later records vouch for.
+/// torn record, or (with `repair`) cut damage that later records or the
+/// durable end vouch for.
 fn settle_last(
     file: &WalFile,
     scan: &FileScan,
+    durable_end: u64,
     repair: bool,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    if scan.vouching > 0 {
-        let what = scan.damage.unwrap_or("records missing (zeroed block)");
+    let short_of_durable = scan.end < durable_end;
+    if scan.vouching > 0 || short_of_durable {
+        let what = match scan.damage {
+            Some(what) => what.to_string(),
+            None if short_of_durable && scan.vouching == 0 => format!(
+                "the log ends at position {} but was durable to {durable_end} \
+                 (the file was cut short or zeroed)",
+                scan.end
+            ),
+            None => "records missing (zeroed block)".to_string(),
+        };
         if !repair {
             return Err(Error::WalDamaged {
                 file: file.path.clone(),
                 offset: scan.end,
-                what: what.to_string(),
+                what,
                 records_after: scan.vouching,
             });
         }
