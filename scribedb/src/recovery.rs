@@ -84,18 +84,19 @@ pub(crate) fn recover_alone(
     // Evidence of how far the log was durable, if the coordination file
     // survived (a fresh one says 0): damage below it is never a torn tail.
     let durable_end = hdr(OFF_WAL_SYNCED).load(Ordering::Acquire);
-    let (report, replayed) = wal.recover(log_start, durable_end, repair, |ts, payload_at, writes| {
-        let mut ins = Inserter::new(&arenas, &count, ts)?;
-        ins.reserve(writes.len())?;
-        let entries = writes.iter().map(|w| SpreadEntry {
-            key: w.key,
-            kind: w.kind,
-            value: StoredValue::choose(w.value, payload_at + w.value_at),
-        });
-        ins.insert_all(ts, versions, writes.len() as u64, entries)?;
-        versions += writes.len() as u64;
-        Ok(())
-    })?;
+    let (report, replayed) =
+        wal.recover(log_start, durable_end, repair, |ts, payload_at, writes| {
+            let mut ins = Inserter::new(&arenas, &count, ts)?;
+            ins.reserve(writes.len())?;
+            let entries = writes.iter().map(|w| SpreadEntry {
+                key: w.key,
+                kind: w.kind,
+                value: StoredValue::choose(w.value, payload_at + w.value_at),
+            });
+            ins.insert_all(ts, versions, writes.len() as u64, entries)?;
+            versions += writes.len() as u64;
+            Ok(())
+        })?;
     let active_base = *replayed.last().expect("recovery replays at least one file");
     drop(arenas);
     let files = replayed

@@ -230,9 +230,7 @@ fn a_flipped_bit_in_a_value_in_the_log_is_an_error_not_a_wrong_value() {
     let db = Database::open(dir.path()).unwrap();
     let r = db.begin_read().unwrap();
     let names_the_log = |e: &Error| match e {
-        Error::Corrupted { file, what, .. } => {
-            file.ends_with("wal") && what.contains("checksum")
-        }
+        Error::Corrupted { file, what, .. } => file.ends_with("wal") && what.contains("checksum"),
         _ => false,
     };
     match r.get(b"long") {
@@ -242,7 +240,9 @@ fn a_flipped_bit_in_a_value_in_the_log_is_an_error_not_a_wrong_value() {
     assert_eq!(r.get(b"other").unwrap(), Some(&[1u8; 80][..]));
     let scanned: Vec<_> = r.iter().collect();
     assert!(
-        scanned.iter().any(|kv| kv.as_ref().is_err_and(names_the_log)),
+        scanned
+            .iter()
+            .any(|kv| kv.as_ref().is_err_and(names_the_log)),
         "the scan served the damaged value: {scanned:?}"
     );
     drop(r);
