@@ -108,6 +108,19 @@ pub enum Command {
         /// Database directory.
         db: PathBuf,
     },
+    /// Verify every checksum and invariant of the database now.
+    ///
+    /// Reads every record of the log not yet in segments, every block and
+    /// entry of every segment, the manifest and the memtables, beside
+    /// readers and a writer, without blocking them. Prints what it checked
+    /// and each problem as FILE:OFFSET: WHAT; exits with 2 if it found any.
+    Check {
+        /// Database directory.
+        db: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered read transactions of all processes.
     Readers {
         /// Database directory.

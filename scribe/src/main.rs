@@ -1,7 +1,7 @@
 //! `scribe`: inspect and edit ScribeDB databases from the shell.
 //!
 //! Exit codes: 0 on success, 1 when `get` finds no such key, 2 on any error
-//! (including bad usage).
+//! (including bad usage, and damage found by `check`).
 
 mod as_of;
 mod cli;

@@ -188,7 +188,7 @@ fn raw_and_escaped_byte_arguments() {
 fn errors_exit_2_and_reading_never_creates_a_database() {
     let db = TestDb::new();
     let missing = db.sibling("missing");
-    for cmd in ["get", "scan", "dump", "stat", "readers", "del"] {
+    for cmd in ["get", "scan", "dump", "stat", "readers", "del", "check"] {
         let mut args = vec![OsStr::new(cmd), missing.as_os_str()];
         if matches!(cmd, "get" | "del") {
             args.push(OsStr::new("k"));
@@ -951,6 +951,49 @@ fn compact_of_a_missing_database_fails() {
     assert!(!missing.exists(), "compact must not create a database");
     // Nor is a usage error a success.
     assert_eq!(run(["compact"]).status.code(), Some(2));
+}
+
+#[test]
+fn check_passes_a_clean_database_and_names_the_damaged_file() {
+    let db = fruit_db();
+    let p = db.path.to_str().unwrap();
+    let out = text(ok(["check", p]));
+    assert!(out.contains("no problems found"), "{out}");
+    let report = json(ok(["check", "--json", p]));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0);
+    // One load, one commit of six keys.
+    assert_eq!(report["log_records"], 1, "{report}");
+    assert_eq!(report["memtable_versions"], 6, "{report}");
+
+    // A flipped byte in the payload of that commit's record, which only
+    // the log and the memtable hold.
+    let wal = db.path.join("wal");
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&wal)
+        .unwrap();
+    let at = 64 + 40 + 10;
+    let mut b = [0u8];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, at).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 1], at).unwrap();
+    drop(f);
+    let out = run(["check", p]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let line = format!("{}:64: ", wal.display());
+    assert!(stdout.contains(&line), "no line for the record: {stdout}");
+    assert!(stderr(&out).contains("1 problem found"), "{}", stderr(&out));
+
+    let out = run(["check", "--json", p]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = json(out.stdout);
+    assert_eq!(report["ok"], false);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["file"], wal.display().to_string());
+    assert_eq!(problems[0]["offset"], 64);
 }
 
 /// The `committed_ts` and `committed_at` that `stat --json` shows.

@@ -141,8 +141,14 @@ impl Inner {
         let (ts, end) = result?;
         if self.durability == Durability::Immediate {
             // A failed sync poisons the log of this handle for good; an
-            // early sync that failed fails this one too.
-            self.wal.wait_durable(&self.coord, end)?;
+            // early sync that failed fails this one too. The record may or
+            // may not have reached the disk.
+            self.wal
+                .wait_durable(&self.coord, end)
+                .map_err(|e| Error::CommitOutcomeUnknown {
+                    ts,
+                    why: e.to_string(),
+                })?;
         }
         self.coord
             .hdr(OFF_COMMITTED_TS)
@@ -231,9 +237,12 @@ impl Inner {
         });
         if let Err(e) = ins.insert_all(ts, versions, count, entries) {
             // The record is in the WAL: the next writer (or a reopen)
-            // finishes this commit from it.
+            // finishes this commit from it, if the record is durable.
             self.set_poison(format!("inserting a commit failed: {e}"));
-            return Err(e);
+            return Err(Error::CommitOutcomeUnknown {
+                ts,
+                why: format!("inserting its versions failed: {e}"),
+            });
         }
         let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
         hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);
@@ -272,9 +281,15 @@ impl Inner {
             if bytes < 2 * self.memtable_size {
                 return Ok(());
             }
-            // Backpressure: the flush is behind the commits.
+            // Backpressure: the flush is behind the commits. A flush that
+            // fails (a full disk) ends the wait: the memtable goes on
+            // growing, and the flush is retried.
             let started = Instant::now();
+            let failures = self.coord.hdr(OFF_FLUSH_FAILURES).load(Ordering::Acquire);
             while self.coord.read_view()?.sealed_generation != 0 {
+                if self.coord.hdr(OFF_FLUSH_FAILURES).load(Ordering::Acquire) != failures {
+                    break;
+                }
                 self.maint.wake();
                 std::thread::sleep(Duration::from_millis(1));
                 if started.elapsed() > Duration::from_secs(30) {

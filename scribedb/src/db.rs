@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::check::CheckReport;
 use crate::coord::layout::*;
 use crate::coord::{Attach, Coord};
 use crate::error::{Error, IoContext, Result};
@@ -641,6 +642,21 @@ impl Database {
             inner.maintain_once(true, last)?;
         }
         Ok(())
+    }
+
+    /// Check the whole database as it is on disk now: every checksum of
+    /// the log from the manifest's log start to its end, of every segment
+    /// the manifest lists and of the manifest itself, and the structure
+    /// of the memtables and of the segments' entries and indexes (see
+    /// [`CheckReport`]). It runs beside readers and a writer, in any
+    /// process, as a reader does: it takes none of the database's locks
+    /// and never the writer role, so it keeps no one waiting, and the
+    /// files it reads are kept for it until it returns.
+    ///
+    /// Damage found is listed in the report, with its file and offset;
+    /// `Err` means the check itself failed (an I/O error, say).
+    pub fn check(&self) -> Result<CheckReport> {
+        crate::check::run(&self.inner)
     }
 
     /// Sync the write-ahead log now and publish everything written

@@ -119,6 +119,24 @@ pub enum Error {
     #[error("database handle is poisoned by an earlier write failure: {0}; reopen it")]
     Poisoned(String),
 
+    /// The commit's record was written to the log, but making it durable
+    /// (the log's sync) or inserting it failed, so whether it is part of
+    /// the database is not known to this handle: it is if its record
+    /// survives. The handle is poisoned. To find out, reopen the database
+    /// and read what the commit wrote; do not blindly retry a commit that
+    /// is not idempotent. Every other commit error means the commit is
+    /// absent, now and after any reopen.
+    #[error(
+        "the outcome of commit {ts} is unknown: {why}; reopen the database and read \
+         its keys to learn whether it happened before retrying"
+    )]
+    CommitOutcomeUnknown {
+        /// The timestamp the commit would have.
+        ts: u64,
+        /// What failed.
+        why: String,
+    },
+
     /// A read as of a past moment asked for history that is no longer kept:
     /// the oldest readable timestamp is `oldest` (see
     /// `Builder::retention`).

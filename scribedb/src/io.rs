@@ -21,6 +21,17 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
+use crate::faults::{self, Op, Verdict};
+
+/// Ask the fault plan of tests (`faults.rs`) about a call: an injected
+/// failure comes back as the error the real call would give.
+#[inline]
+fn fault(op: Op, path: &Path, what: impl FnOnce() -> String) -> Result<()> {
+    match faults::hit(op, path) {
+        Verdict::Proceed => Ok(()),
+        Verdict::Fail { error, .. } => Err(Error::io(what(), error)),
+    }
+}
 
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +49,7 @@ pub(crate) enum Open {
 }
 
 pub(crate) fn open(path: &Path, how: Open) -> Result<File> {
+    fault(Op::Open, path, || format!("opening {}", path.display()))?;
     let mut o = OpenOptions::new();
     o.read(true);
     match how {
@@ -76,28 +88,45 @@ pub(crate) fn len_of(path: &Path) -> Result<u64> {
 }
 
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
+    let what = || format!("setting the length of {} to {len}", path.display());
+    fault(Op::SetLen, path, what)?;
     file.set_len(len)
         .ctx(|| format!("setting the length of {} to {len}", path.display()))
 }
 
 pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    fault(Op::Read, path, || {
+        format!("reading {} at {offset}", path.display())
+    })?;
     file.read_exact_at(buf, offset)
         .ctx(|| format!("reading {} at {offset}", path.display()))
 }
 
 pub(crate) fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
+    if let Verdict::Fail { error, short } = faults::hit(Op::Write, path) {
+        if short {
+            // Part of the bytes reach the file, as a write cut short does.
+            let _ = file.write_all_at(&buf[..buf.len() / 2], offset);
+        }
+        return Err(Error::io(
+            format!("writing {} at {offset}", path.display()),
+            error,
+        ));
+    }
     file.write_all_at(buf, offset)
         .ctx(|| format!("writing {} at {offset}", path.display()))
 }
 
 /// `fdatasync`: the file's data, and the metadata needed to read it.
 pub(crate) fn sync_data(file: &File, path: &Path) -> Result<()> {
+    fault(Op::Sync, path, || format!("syncing {}", path.display()))?;
     file.sync_data()
         .ctx(|| format!("syncing {}", path.display()))
 }
 
 /// `fsync`: data and all metadata.
 pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
+    fault(Op::Sync, path, || format!("syncing {}", path.display()))?;
     file.sync_all()
         .ctx(|| format!("syncing {}", path.display()))
 }
@@ -105,6 +134,7 @@ pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
 /// Make the entries of directory `dir` durable (after a create, rename or
 /// delete in it).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fault(Op::SyncDir, dir, || format!("syncing {}", dir.display()))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx(|| format!("syncing {}", dir.display()))
@@ -113,6 +143,12 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Reserve disk blocks for `offset..offset + len` (`posix_fallocate`), so
 /// that writes through a mapping there cannot fail for want of space.
 pub(crate) fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<()> {
+    fault(Op::Allocate, path, || {
+        format!(
+            "reserving {len} bytes of {} at {offset} (is the disk full?)",
+            path.display()
+        )
+    })?;
     // SAFETY: posix_fallocate only reads its integer arguments; the
     // descriptor is open for the life of `file`.
     let rc = unsafe {
@@ -133,6 +169,9 @@ pub(crate) fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Resul
 /// Give back the blocks of `offset..offset + len`, keeping the length; the
 /// range reads as zeros. Returns false where the file system cannot.
 pub(crate) fn punch_hole(file: &File, path: &Path, offset: u64, len: u64) -> Result<bool> {
+    fault(Op::Punch, path, || {
+        format!("giving back {len} bytes of {} at {offset}", path.display())
+    })?;
     // SAFETY: fallocate only changes the file's blocks; no memory is passed.
     let rc = unsafe {
         libc::fallocate(
@@ -218,6 +257,7 @@ impl std::io::Write for Appender {
 
 /// The whole contents of a small file, or `None` if it does not exist.
 pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    fault(Op::Read, path, || format!("reading {}", path.display()))?;
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -227,12 +267,16 @@ pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
 
 /// Rename `from` to `to`, replacing `to` (atomic on the same file system).
 pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
+    fault(Op::Rename, from, || {
+        format!("renaming {} to {}", from.display(), to.display())
+    })?;
     std::fs::rename(from, to).ctx(|| format!("renaming {} to {}", from.display(), to.display()))
 }
 
 /// Remove a file; a missing file is not an error. Returns whether it
 /// existed.
 pub(crate) fn remove(path: &Path) -> Result<bool> {
+    fault(Op::Remove, path, || format!("removing {}", path.display()))?;
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -271,6 +315,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// offset it reads from them, and never lets the file shrink under a live
 /// mapping.
 pub(crate) unsafe fn map_shared(file: &File, path: &Path) -> Result<MmapMut> {
+    fault(Op::Map, path, || format!("mapping {}", path.display()))?;
     // SAFETY: as the caller promises.
     unsafe { MmapMut::map_mut(file) }.ctx(|| format!("mapping {}", path.display()))
 }
@@ -282,6 +327,7 @@ pub(crate) unsafe fn map_shared(file: &File, path: &Path) -> Result<MmapMut> {
 /// immutable, or only grows past what is read), and the file must not
 /// shrink below what is read.
 pub(crate) unsafe fn map_read(file: &File, path: &Path) -> Result<Mmap> {
+    fault(Op::Map, path, || format!("mapping {}", path.display()))?;
     // SAFETY: as the caller promises.
     unsafe { Mmap::map(file) }.ctx(|| format!("mapping {}", path.display()))
 }
@@ -297,6 +343,7 @@ pub(crate) unsafe fn map_read_range(
     offset: u64,
     len: usize,
 ) -> Result<Mmap> {
+    fault(Op::Map, path, || format!("mapping {}", path.display()))?;
     // SAFETY: as the caller promises.
     unsafe { MmapOptions::new().offset(offset).len(len).map(file) }
         .ctx(|| format!("mapping {}", path.display()))

@@ -24,11 +24,14 @@
 
 #![warn(missing_docs)]
 
+mod check;
 mod commit;
 mod coord;
 mod db;
 mod entry;
 mod error;
+#[doc(hidden)]
+pub mod faults;
 mod gc;
 mod history;
 mod hlc;
@@ -47,6 +50,7 @@ mod view;
 mod wal;
 mod write_buffer;
 
+pub use check::{CheckReport, Problem};
 pub use db::{
     Builder, Database, Durability, ReaderInfo, Stats, WriterInfo, MAX_KEY_LEN, MAX_VALUE_LEN,
 };

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-use crate::coord::layout::{OFF_COMMITTED_TS, OFF_VIEW_SEQ};
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_FLUSH_FAILURES, OFF_VIEW_SEQ};
 use crate::db::Inner;
 use crate::entry::Kind;
 use crate::error::Result;
@@ -193,7 +193,11 @@ impl Inner {
         // wait for one); one under way stops at its next key boundary.
         let closing = self.maint.shutdown.load(Ordering::Acquire) && !wait;
         let result = (|| {
-            self.flush_sealed()?;
+            self.flush_sealed().inspect_err(|_| {
+                self.coord
+                    .hdr(OFF_FLUSH_FAILURES)
+                    .fetch_add(1, Ordering::AcqRel);
+            })?;
             if !closing {
                 self.compact(all)?;
             }

@@ -167,6 +167,12 @@ impl ReadTxn {
         self.snapshot
     }
 
+    /// The memtables and segments this transaction reads: its slot keeps
+    /// their files from being deleted while it lives.
+    pub(crate) fn view(&self) -> &View {
+        &self.view
+    }
+
     /// The versions of `key` this snapshot can see that are still kept,
     /// newest first, with their commit timestamps (`None`: deleted). The
     /// first is the one `get` returns. Versions older than the oldest

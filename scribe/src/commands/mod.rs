@@ -2,6 +2,7 @@
 //! right way for reading or writing, decoding byte-string arguments, and
 //! buffered stdout.
 
+mod check;
 mod compact;
 mod dump;
 mod kv;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Load { db, input, batch } => load::run(&opener.create(&db)?, &input, batch),
         Command::Stat { db, json } => stat::run(&opener.existing(&db)?, json),
         Command::Compact { db } => compact::run(&opener.existing(&db)?),
+        Command::Check { db, json } => check::run(&opener.existing(&db)?, json),
         Command::Readers { db, json, reclaim } => {
             readers::run(&opener.existing(&db)?, json, reclaim)
         }

@@ -92,8 +92,11 @@ pub const VIEW_FIELDS: usize = 7;
 /// microseconds they waited in all (diagnostics).
 pub const OFF_STALLS: usize = OFF_VIEW_NEXT + VIEW_FIELDS * F;
 pub const OFF_STALL_MICROS: usize = OFF_STALLS + F;
+/// Flushes that failed (in any process): a commit waiting for a flush
+/// stops waiting when it moves.
+pub const OFF_FLUSH_FAILURES: usize = OFF_STALL_MICROS + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_STALL_MICROS + F;
+pub const HEADER_USED: usize = OFF_FLUSH_FAILURES + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;

@@ -49,7 +49,7 @@ const H_USED: usize = H_SIZE + 8;
 /// only below this, so a full disk is an error at allocation, not a SIGBUS.
 const H_ALLOCATED: usize = H_USED + 8;
 /// In arena 0 only: pointer to the current key index table (0: none).
-const H_KEY_INDEX: usize = H_ALLOCATED + 8;
+pub const H_KEY_INDEX: usize = H_ALLOCATED + 8;
 /// Granularity of block allocation: it starts at 1 MiB and doubles with
 /// what is allocated up to this, so that an idle memtable (one just started,
 /// or a small database) takes little disk, and a busy one few calls.
@@ -480,7 +480,11 @@ impl Arenas {
             return Ok(());
         };
         let arena = self.get(last)?;
-        arena.reserve(arena.used().saturating_add(bytes).min(arena.len()))
+        let used = arena.used();
+        if used < ARENA_HEADER || used % 8 != 0 || used > arena.len() {
+            return Err(arena.corrupted(H_USED, format!("used = {used}")));
+        }
+        arena.reserve(used.saturating_add(bytes).min(arena.len()))
     }
 
     /// Arena `index`, mapping it on first use.

@@ -388,6 +388,81 @@ impl Segment {
         self.entries
     }
 
+    /// Check the checksum of every block now, including blocks this
+    /// process has verified before: a full check must judge the bytes as
+    /// they are, not as they were when a read first passed them. Returns
+    /// one `Corrupted` error per damaged block, naming its offset.
+    pub(crate) fn verify_all(&self) -> Vec<Error> {
+        let blocks = self.blocks_off.div_ceil(BLOCK);
+        (0..blocks)
+            .filter_map(|b| self.verify_block(b).err())
+            .collect()
+    }
+
+    /// Entry `i` in sorted order with its file offset (as the offset table
+    /// gives it) and the offset just past it, padding included: where the
+    /// next entry must begin, the entries lying end to end.
+    pub(crate) fn entry_located(&self, i: usize) -> Result<(u64, Version<'_>, u64)> {
+        if i >= self.entries {
+            // The error `entry` gives for an index out of range.
+            return self.entry(i).map(|v| (0, v, 0));
+        }
+        let at = self.offset_of(i)?;
+        let e = self.decode_at(at as u64)?;
+        let v = Version {
+            key: e.key,
+            ts: e.ts,
+            kind: e.kind,
+            value: e.value,
+        };
+        Ok((at as u64, v, e.next as u64))
+    }
+
+    /// Where the data section begins and ends.
+    pub(crate) fn data_section(&self) -> (u64, u64) {
+        (HEADER as u64, self.data_end as u64)
+    }
+
+    /// Where the offset table begins (entry `i`'s offset is 8 `i` bytes
+    /// further on).
+    pub(crate) fn offset_table(&self) -> u64 {
+        self.data_end as u64
+    }
+
+    /// The file offset of the entry the hash index names for `key` (its
+    /// newest version), if it names one.
+    pub(crate) fn indexed_offset(&self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .find_newest(key)?
+            .map(|e| (e.next - entry_size(e.key.len(), e.value.len())) as u64))
+    }
+
+    /// Where the footer begins (it holds the counts and keys of `meta`).
+    pub(crate) fn footer_offset(&self) -> u64 {
+        (self.map.len() - le_u32(&self.map, H_FOOTER_LEN) as usize) as u64
+    }
+
+    /// Where the hash index begins, for messages about it.
+    pub(crate) fn index_offset(&self) -> u64 {
+        self.index_off as u64
+    }
+
+    /// How many slots of the hash index are occupied; every block read is
+    /// verified first.
+    pub(crate) fn occupied_slots(&self) -> Result<u64> {
+        let mut occupied = 0;
+        for i in 0..self.slots {
+            let at = self.index_off + 8 * i;
+            if i == 0 || at % BLOCK == 0 {
+                self.verify_covering(at)?;
+            }
+            if le_u64(&self.map, at) != 0 {
+                occupied += 1;
+            }
+        }
+        Ok(occupied)
+    }
+
     /// Entry `i` in sorted order, checksum verified.
     pub fn entry(&self, i: usize) -> Result<Version<'_>> {
         if i >= self.entries {
