@@ -182,8 +182,12 @@ impl WalFile {
         if end <= *allocated {
             return Ok(());
         }
-        // The record itself fills [allocated, end); zero the rest.
-        let target = end.div_ceil(self.chunk) * self.chunk + self.chunk;
+        // The record itself fills [allocated, end); zero the rest. The
+        // step grows with the file, from 1 MiB up to the chunk, so that
+        // the first commit into a new file (one per seal) does not write
+        // and sync the whole chunk.
+        let step = (*allocated).clamp(1 << 20, self.chunk);
+        let target = end.div_ceil(step) * step + step;
         if self.write_zeros(end.max(*allocated), target).is_err() {
             // Only the slack ahead of the record failed (a nearly full
             // disk): give back the zeros just written, so that the space
