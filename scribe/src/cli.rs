@@ -38,6 +38,18 @@ pub struct Cli {
     #[arg(short = 'e', long, global = true)]
     pub escaped: bool,
 
+    /// Open a database whose log is damaged by cutting the log at the
+    /// damage: the commits from there on are dropped, and what was dropped
+    /// is printed to stderr. Without it such a database refuses to open.
+    #[arg(long, global = true)]
+    pub repair: bool,
+
+    /// Let put and load create a database in a directory that already
+    /// holds other files. Without it they refuse, so that a mistyped path
+    /// does not fill a folder with database files.
+    #[arg(long, global = true)]
+    pub create: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -28,6 +28,9 @@ pub enum Error {
     Files { path: String, source: io::Error },
     /// A load stopped early; says how much of it was committed.
     LoadAborted { cause: Box<Error>, committed: u64 },
+    /// `put` or `load` would create a database in a directory that holds
+    /// other files.
+    NotEmpty { path: String },
     /// `check` found damage (its report lists it).
     Damaged { path: String, problems: u64 },
     /// A read as of a moment older than the database keeps (`--as-of`).
@@ -67,6 +70,11 @@ impl fmt::Display for Error {
             Error::Input { name, source } => write!(f, "reading {name}: {source}"),
             Error::Output(e) => write!(f, "writing output: {e}"),
             Error::Files { path, source } => write!(f, "reading {path}: {source}"),
+            Error::NotEmpty { path } => write!(
+                f,
+                "{path} is a directory with other files in it, not a ScribeDB database; \
+                 give --create to make a database there anyway"
+            ),
             Error::Damaged { path, problems: 1 } => write!(f, "{path}: 1 problem found"),
             Error::Damaged { path, problems } => write!(f, "{path}: {problems} problems found"),
             Error::LoadAborted {

@@ -31,6 +31,8 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let opener = Opener {
         durability: cli.durability.into(),
+        repair: cli.repair,
+        create_anywhere: cli.create,
     };
     match cli.command {
         Command::Put { db, key, value } => kv::put(
@@ -71,26 +73,73 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Opens databases with the options of the command line.
 struct Opener {
     durability: Durability,
+    /// `--repair`: cut a damaged log and say what was dropped.
+    repair: bool,
+    /// `--create`: a new database may go into a directory with other files.
+    create_anywhere: bool,
 }
 
 impl Opener {
-    /// Open for writing, creating the database if missing.
+    /// Open for writing, creating the database if missing, but not in a
+    /// directory that holds other files (unless `--create`).
     fn create(&self, path: &Path) -> Result<Database> {
-        Ok(Database::builder().durability(self.durability).open(path)?)
+        if !self.create_anywhere && foreign_files(path) {
+            return Err(Error::NotEmpty {
+                path: path.display().to_string(),
+            });
+        }
+        self.opened(self.builder().open(path)?)
     }
 
     /// Open a database that must already exist: reading a path with a typo,
     /// or some other directory, must not leave a new database behind.
     fn existing(&self, path: &Path) -> Result<Database> {
-        Ok(self.existing_builder().open(path)?)
+        self.opened(self.existing_builder().open(path)?)
     }
 
     /// The options of `existing`, for a command to add its own.
     fn existing_builder(&self) -> Builder {
+        self.builder().create(false)
+    }
+
+    fn builder(&self) -> Builder {
         Database::builder()
             .durability(self.durability)
-            .create(false)
+            .repair(self.repair)
     }
+
+    /// Say on stderr what opening had to give up (a torn tail, or what
+    /// `--repair` cut), so that it is never silent.
+    fn opened(&self, db: Database) -> Result<Database> {
+        let report = db.recovery_report();
+        if let Some((at, dropped)) = report.repaired {
+            eprintln!(
+                "scribe: repaired the log: cut at position {at}, dropping {dropped} intact \
+                 commit record(s) after the damage"
+            );
+        }
+        if let Some((at, bytes)) = report.torn_tail {
+            eprintln!(
+                "scribe: the log ended in a torn record at position {at} (an unacknowledged \
+                 commit): {bytes} bytes cleared"
+            );
+        }
+        Ok(db)
+    }
+}
+
+/// Whether `path` is an existing directory with files that are not a
+/// database's.
+fn foreign_files(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let ours = |n: &str| n == "coord" || n == "wal" || n.starts_with("wal-");
+    !names.is_empty() && !names.iter().any(|n| ours(n))
 }
 
 /// Turns byte-string arguments (keys, values, range bounds) into bytes.
