@@ -74,7 +74,7 @@ pub enum Error {
     WalDamaged {
         /// The log file.
         file: PathBuf,
-        /// Offset of the first damaged record.
+        /// Offset in that file of the first damaged record.
         offset: u64,
         /// What is wrong with it.
         what: String,

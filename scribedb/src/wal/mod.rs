@@ -691,8 +691,8 @@ impl Wal {
             if !repair {
                 return Err(Error::WalDamaged {
                     file: file.path.clone(),
-                    offset: scan.end,
-                    what: what.to_string(),
+                    offset: scan.end - file.base,
+                    what: format!("{what} (log position {})", scan.end),
                     records_after: scan.vouching + later,
                 });
             }
@@ -878,8 +878,8 @@ fn settle_last(
         if !repair {
             return Err(Error::WalDamaged {
                 file: file.path.clone(),
-                offset: scan.end,
-                what,
+                offset: scan.end - file.base,
+                what: format!("{what} (log position {})", scan.end),
                 records_after: scan.vouching,
             });
         }
