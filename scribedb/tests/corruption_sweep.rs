@@ -50,6 +50,16 @@ fn build(dir: &Path) -> (Model, Model) {
         }
         w.commit().unwrap();
     }
+    // A few small commits last, so that the file appended to holds records
+    // (a seal at the last big commit would leave it with a header only).
+    for i in 0..3u32 {
+        before_last = model.clone();
+        let mut w = db.begin_write().unwrap();
+        let v = format!("tail {i} {}", "t".repeat(70));
+        w.put(format!("tail-{i}"), v.as_bytes()).unwrap();
+        model.insert(format!("tail-{i}").into_bytes(), v.into_bytes());
+        w.commit().unwrap();
+    }
     drop(db);
     (model, before_last)
 }
