@@ -25,6 +25,18 @@ pub fn path(dir: &Path, base: u64) -> PathBuf {
     dir.join(name(base))
 }
 
+/// Where the log file at `path` is made before it is renamed into place.
+pub fn temporary(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Whether `name` is a log file being made (left by a seal that died).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with("wal") && name.ends_with(".tmp")
+}
+
 /// The base of the log file called `name`, if it is one.
 pub fn parse(name: &str) -> Option<u64> {
     if name == "wal" {

@@ -645,6 +645,11 @@ pub(crate) fn remove_unnamed(dir: &Path, view: &View) {
             io::remove_quietly(&logfiles::path(dir, base));
         }
     }
+    for (name, path) in io::list(dir).unwrap_or_default() {
+        if logfiles::is_temporary(&name) {
+            io::remove_quietly(&path);
+        }
+    }
     let keep = view.manifest.generation;
     // Unpublished manifests first, durably: a rebuild must never find one
     // that names segments removed below.

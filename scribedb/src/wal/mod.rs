@@ -461,7 +461,23 @@ impl Wal {
         // appended to it again, and no reader touches bytes past its last
         // record.
         self.trim_after(from_base, end)?;
-        let file = WalFile::open(&self.dir, base, true, self.chunk)?;
+        // Made whole under a temporary name and renamed into place, so a
+        // failed write (or a crash) never leaves a log file without its
+        // header.
+        let path = logfiles::path(&self.dir, base);
+        let tmp = logfiles::temporary(&path);
+        let made = (|| {
+            let f = io::open(&tmp, Open::Truncate)?;
+            write_file_header(&f, &tmp, base)?;
+            io::sync_all(&f, &tmp)?;
+            io::rename(&tmp, &path)?;
+            io::sync_dir(&self.dir)
+        })();
+        if let Err(e) = made {
+            io::remove_quietly(&tmp);
+            return Err(e);
+        }
+        let file = WalFile::open(&self.dir, base, false, self.chunk)?;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(file));
         Ok(base)
     }
@@ -647,8 +663,7 @@ impl Wal {
             ));
         };
         bases.drain(..first);
-        // A seal that died while creating the next file can leave it
-        // shorter than its header: it never held anything.
+        // A last file shorter than its header never held anything.
         while bases.len() > 1 && self.unstarted(*bases.last().unwrap())? {
             io::remove(&logfiles::path(&self.dir, bases.pop().unwrap()))?;
         }
@@ -710,17 +725,10 @@ impl Wal {
         Ok((report, bases))
     }
 
-    /// Whether the file of `base` is shorter than a header and all zeros.
+    /// Whether the file of `base` is shorter than a header: it can hold no
+    /// record (a build that created log files in place could leave one).
     fn unstarted(&self, base: u64) -> Result<bool> {
-        let path = logfiles::path(&self.dir, base);
-        let file = io::open(&path, Open::Read)?;
-        let len = io::len(&file, &path)?;
-        if len >= FILE_HEADER as u64 {
-            return Ok(false);
-        }
-        let mut head = vec![0u8; len as usize];
-        io::read_at(&file, &path, &mut head, 0)?;
-        Ok(head.iter().all(|&b| b == 0))
+        Ok(io::len_of(&logfiles::path(&self.dir, base))? < FILE_HEADER as u64)
     }
 
     /// Whether the file of `base` holds nothing but its header and zeros.
