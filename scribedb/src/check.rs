@@ -665,8 +665,7 @@ impl<'v> Checker<'v> {
             self.problem(self.coord, OFF_SEALED_LOG_END as u64, what);
         }
         let bases = logfiles::list(self.dir)?;
-        let first =
-            logfiles::holding(&bases, start).filter(|&i| start >= bases[i] + FILE_HEADER as u64);
+        let first = logfiles::holding(&bases, start);
         let Some(mut i) = first else {
             let shown = logfiles::path(self.dir, bases.first().copied().unwrap_or(0));
             let what = format!(

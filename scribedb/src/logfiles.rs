@@ -43,7 +43,10 @@ pub fn parse(name: &str) -> Option<u64> {
         return Some(0);
     }
     let hex = name.strip_prefix("wal-").filter(|h| h.len() == 16)?;
-    u64::from_str_radix(hex, 16).ok().filter(|&b| b != 0)
+    // A base must leave room for positions past it.
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|&b| b != 0 && b <= u64::MAX / 2)
 }
 
 /// The bases of the log files in `dir`, in position order.
@@ -56,9 +59,22 @@ pub fn list(dir: &Path) -> Result<Vec<u64>> {
     Ok(bases)
 }
 
-/// The index in `bases` (sorted) of the file that holds position `pos`.
+/// Bytes of a log file's header: its records begin this far past its base.
+pub const HEADER: u64 = 64;
+
+/// Where the records of the file of `base` begin.
+pub fn records_start(base: u64) -> u64 {
+    base.saturating_add(HEADER)
+}
+
+/// The index in `bases` (sorted) of the file whose records hold position
+/// `pos`. Positions `b..b + 64` of a file of base `b` are its header in
+/// the file, but the last bytes of the previous file's records in the
+/// log: a file holds the positions from where its records begin.
 pub fn holding(bases: &[u64], pos: u64) -> Option<usize> {
-    bases.partition_point(|&b| b <= pos).checked_sub(1)
+    bases
+        .partition_point(|&b| records_start(b) <= pos)
+        .checked_sub(1)
 }
 
 #[cfg(test)]
@@ -67,9 +83,10 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_sort_in_position_order() {
-        for base in [0u64, 64, 1 << 40, u64::MAX] {
+        for base in [0u64, 64, 1 << 40, u64::MAX / 2] {
             assert_eq!(parse(&name(base)), Some(base));
         }
+        assert_eq!(parse(&name(u64::MAX)), None);
         assert_eq!(parse("wal-0000000000000000"), None);
         assert_eq!(parse("wal-12"), None);
         assert_eq!(parse("wal.tmp"), None);
@@ -77,9 +94,13 @@ mod tests {
         names.sort();
         let bases: Vec<u64> = names.iter().filter_map(|n| parse(n)).collect();
         assert_eq!(bases, [0, 4096, 1 << 20, 1 << 33]);
-        assert_eq!(holding(&bases, 0), Some(0));
+        assert_eq!(holding(&bases, 64), Some(0));
         assert_eq!(holding(&bases, 5000), Some(1));
         assert_eq!(holding(&bases, u64::MAX), Some(3));
         assert_eq!(holding(&[64], 10), None);
+        // The 64 positions under a file's header belong to the file before.
+        assert_eq!(holding(&bases, 4096), Some(0));
+        assert_eq!(holding(&bases, 4096 + 63), Some(0));
+        assert_eq!(holding(&bases, 4096 + 64), Some(1));
     }
 }

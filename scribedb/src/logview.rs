@@ -68,12 +68,16 @@ impl LogSet {
         &self.files
     }
 
+    /// The file whose records hold `pos` (positions under a file's header
+    /// are the end of the previous file's records: `logfiles::holding`).
     #[inline]
     fn holding(&self, pos: u64) -> Option<&LogFile> {
         match &self.files[..] {
             [only] => Some(only),
             files => {
-                let i = files.partition_point(|f| f.base <= pos).checked_sub(1)?;
+                let i = files
+                    .partition_point(|f| crate::logfiles::records_start(f.base) <= pos)
+                    .checked_sub(1)?;
                 Some(&files[i])
             }
         }
@@ -257,23 +261,25 @@ mod tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         File::create(&a)
             .unwrap()
-            .write_all_at(b"first file", 0)
+            .write_all_at(b"first file", 64)
             .unwrap();
         File::create(&b)
             .unwrap()
-            .write_all_at(b"second file", 0)
+            .write_all_at(b"second file", 64)
             .unwrap();
         let set = LogSet::new(vec![
             Arc::new(LogFile::open(&a, 0).unwrap()),
             Arc::new(LogFile::open(&b, 1000).unwrap()),
         ]);
-        assert_eq!(set.slice(6, 4).unwrap(), b"file");
-        assert_eq!(set.slice(1000, 6).unwrap(), b"second");
+        assert_eq!(set.slice(70, 4).unwrap(), b"file");
+        assert_eq!(set.slice(1064, 6).unwrap(), b"second");
         // A reference past a file's end fails, also when a later file
         // exists: values never span files.
-        assert!(matches!(set.slice(8, 5), Err(Error::Corrupted { .. })));
+        assert!(matches!(set.slice(72, 5), Err(Error::Corrupted { .. })));
         let later = LogSet::new(vec![Arc::new(LogFile::open(&b, 1000).unwrap())]);
         assert!(matches!(later.slice(6, 4), Err(Error::Corrupted { .. })));
         assert!(matches!(later.slice(999, 2), Err(Error::Corrupted { .. })));
+        // Positions under the second file's header are the first file's.
+        assert!(matches!(set.slice(1000, 4), Err(Error::Corrupted { .. })));
     }
 }

@@ -240,3 +240,40 @@ fn files_a_dead_seal_left_are_removed() {
     assert!(!stale.exists() && !unstarted.exists());
     assert_eq!(log_files(&image).len(), 2);
 }
+
+/// A value that ends exactly where the next file's records begin lies in
+/// the 64 positions under that file's header: it is read from the file
+/// before, by every process, and flushed.
+#[test]
+fn a_value_at_the_end_of_a_file_is_read_from_that_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = small(&dir);
+    let mut model = BTreeMap::new();
+    // One put per commit, a key of 11 bytes and a value of 64: the
+    // payload is a multiple of 8, so the value is the last bytes of its
+    // record, and at a seal the last bytes of its file.
+    for round in 0..3000u32 {
+        let k = format!("user{round:07}").into_bytes();
+        let v = vec![(round % 251) as u8; 64];
+        let mut w = db.begin_write().unwrap();
+        w.put(&k, &v).unwrap();
+        w.commit().unwrap();
+        model.insert(k, v);
+    }
+    assert!(
+        db.stats().unwrap().wal_bytes > 8 * (32 << 10),
+        "the log went through several files"
+    );
+    // Another handle builds the sealed memtable's files from the listing.
+    let other = small(&dir);
+    assert_eq!(db_contents(&other), model);
+    settle(&db);
+    db.compact().unwrap();
+    assert_eq!(db_contents(&db), model);
+    assert!(db.check().unwrap().is_ok());
+    drop(other);
+    drop(db);
+    simulate_reboot(&dir);
+    assert_eq!(db_contents(&small(&dir)), model);
+}

@@ -308,7 +308,19 @@ impl Wal {
         let chunk = (memtable_size / 2)
             .clamp(1 << 20, MAX_CHUNK)
             .next_multiple_of(1 << 20);
-        let first = match logfiles::list(dir)?.is_empty() {
+        // A new database, or one whose creation stopped before the first
+        // file had its header: an empty `wal` and no manifest (a log cut
+        // short of what the coordination file saw durable is still found
+        // by recovery; a partial header is an error naming the file).
+        let bases = logfiles::list(dir)?;
+        let no_manifest = || -> Result<bool> {
+            Ok(!io::list(dir)?
+                .iter()
+                .any(|(n, _)| n.starts_with("manifest-")))
+        };
+        let fresh = bases.is_empty()
+            || (bases == [0] && io::len_of(&logfiles::path(dir, 0))? == 0 && no_manifest()?);
+        let first = match fresh {
             true => Some(Arc::new(WalFile::open(dir, 0, true, chunk)?)),
             false => None,
         };
@@ -447,7 +459,13 @@ impl Wal {
     /// appended to) are what a seal that died left; they go first. Returns
     /// the new base. Writer role and view lock held.
     pub fn start_file(&self, from_base: u64, end: u64) -> Result<u64> {
-        let base = end - FILE_HEADER as u64;
+        let Some(base) = end.checked_sub(FILE_HEADER as u64) else {
+            return Err(Error::corrupted(
+                self.path(from_base),
+                0,
+                format!("log end {end} lies before the first record"),
+            ));
+        };
         if base <= from_base {
             // No record in the file yet: it stays the one appended to.
             return Ok(from_base);
@@ -590,8 +608,16 @@ impl Wal {
         let ts = coord.hdr(OFF_WRITTEN_TS).load(Ordering::Acquire);
         let end = coord.hdr(OFF_WAL_END).load(Ordering::Acquire);
         let base = coord.read_view()?.active_log_base;
-        if end > base + FILE_HEADER as u64 {
-            self.sync(base)?;
+        if end > logfiles::records_start(base) {
+            if let Err(e) = self.sync(base) {
+                // A file the writer has left since (and a flush deleted)
+                // was synced whole before it was left: only a failure of
+                // the sync itself, or of the current file, counts.
+                let moved = coord.read_view()?.active_log_base != base;
+                if !moved || self.sync_failure.get().is_some() {
+                    return Err(e);
+                }
+            }
         }
         coord.hdr(OFF_WAL_SYNCED).fetch_max(end, Ordering::AcqRel);
         coord.hdr(OFF_COMMITTED_TS).fetch_max(ts, Ordering::AcqRel);
@@ -649,9 +675,7 @@ impl Wal {
         mut apply: impl FnMut(u64, u64, Vec<Write<'_>>) -> Result<()>,
     ) -> Result<(RecoveryReport, Vec<u64>)> {
         let mut bases = logfiles::list(&self.dir)?;
-        let Some(first) =
-            logfiles::holding(&bases, start).filter(|&i| start >= bases[i] + FILE_HEADER as u64)
-        else {
+        let Some(first) = logfiles::holding(&bases, start) else {
             let shown = bases.first().copied().unwrap_or(0);
             return Err(Error::corrupted(
                 self.path(shown),
@@ -680,13 +704,17 @@ impl Wal {
                 settle_last(&file, &scan, durable_end, repair, &mut report)?;
                 break;
             };
-            let next_start = next + FILE_HEADER as u64;
-            if scan.end == next_start {
+            let next_start = logfiles::records_start(next);
+            // A seal trims the file it leaves right after its last record,
+            // so bytes past the end of a file that is not the last are
+            // themselves evidence of damage.
+            let clean_end = scan.vouching == 0 && scan.clear_to <= scan.end;
+            if scan.end == next_start && clean_end {
                 pos = next_start;
                 i += 1;
                 continue;
             }
-            if scan.end > next_start && i + 2 == bases.len() && self.blank(next)? {
+            if scan.end >= next_start && i + 2 == bases.len() && self.blank(next)? {
                 // A seal that died after starting the next file, before
                 // anything was appended to it; commits went on here.
                 io::remove(&logfiles::path(&self.dir, next))?;
@@ -699,8 +727,11 @@ impl Wal {
                 .map(|&b| self.count_records(b))
                 .sum::<Result<u64>>()?;
             let what = match scan.damage {
-                Some(what) if scan.end < next_start => what,
+                Some(what) if scan.end <= next_start => what,
                 _ if scan.end < next_start => "records missing before the next log file",
+                _ if scan.end == next_start => {
+                    "bytes past the end of a file the next one continues"
+                }
                 _ => "records run past the start of the next log file",
             };
             if !repair {
@@ -837,8 +868,11 @@ fn scan_file(
             Some(h) if h.total_len() <= rest.len() as u64 => {
                 // Whether or not its writer knew the damage durable: a
                 // record is only ever appended at the end, so one past
-                // the end was written after the bytes there.
-                vouching += 1;
+                // the end was written after the bytes there. Its commit
+                // is newer than the last one replayed; a record image
+                // inside a torn record's payload (a value may hold one)
+                // rarely is.
+                vouching += (h.ts > *last_ts) as u64;
                 leftover_end = leftover_end.max(probe + h.total_len());
                 probe += h.total_len();
             }
