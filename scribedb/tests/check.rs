@@ -9,16 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use scribedb::{CheckReport, Database, Durability};
-
-fn small(dir: &Path) -> Database {
-    Database::builder()
-        .durability(Durability::None)
-        .memtable_size(32 << 10)
-        .arena_size(1 << 20)
-        .open(dir)
-        .unwrap()
-}
+use common::small;
+use scribedb::{CheckReport, Database};
 
 /// A value of `len` bytes that differs from key to key: values of 64
 /// bytes or more are kept in the log, shorter ones in the memtable.

@@ -7,24 +7,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use common::{db_contents, is_log_file, simulate_reboot, sparse_copy};
+use common::{db_contents, is_log_file, ofd, simulate_reboot, small, sparse_copy};
 use scribedb::{Database, Durability, Error};
 
 /// Kernel lock byte on `coord` held by the process that flushes.
 const LOCK_MAINT: i64 = 3;
 const FILE_HEADER: u64 = 64;
-
-fn small(dir: &Path) -> Database {
-    Database::builder()
-        .durability(Durability::None)
-        .memtable_size(32 << 10)
-        .arena_size(1 << 20)
-        .open(dir)
-        .expect("open")
-}
 
 /// The log files of `dir` as (base, path), in position order.
 fn log_files(dir: &Path) -> Vec<(u64, PathBuf)> {
@@ -44,19 +34,6 @@ fn log_files(dir: &Path) -> Vec<(u64, PathBuf)> {
         .collect();
     files.sort();
     files
-}
-
-/// Take (`F_WRLCK`) or drop (`F_UNLCK`) an OFD lock on one byte of `f`.
-fn ofd(f: &File, byte: i64, kind: libc::c_int) {
-    // SAFETY: plain struct, zeroed is valid; OFD locks want l_pid = 0.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    // SAFETY: valid descriptor and a pointer to a live struct.
-    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &mut fl) };
-    assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
 }
 
 fn commit_round(db: &Database, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, round: u32) {

@@ -9,11 +9,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{db_contents, patch, read_wal_records, simulate_reboot, sparse_copy};
+use common::{db_contents, ofd, patch, read_wal_records, simulate_reboot, small, sparse_copy};
 use scribedb::{Database, Durability};
 
 /// Header offsets of the coordination file (docs/design.md section 3).
@@ -24,32 +23,9 @@ const COORD_VIEW_SEQ: u64 = 176;
 const LOCK_VIEW: i64 = 2;
 const LOCK_MAINT: i64 = 3;
 
-fn small(dir: &Path) -> Database {
-    Database::builder()
-        .durability(Durability::None)
-        .memtable_size(32 << 10)
-        .arena_size(1 << 20)
-        .open(dir)
-        .expect("open")
-}
-
 fn coord_u64(dir: &Path, off: u64) -> u64 {
     let b = common::read(&dir.join("coord"));
     u64::from_le_bytes(b[off as usize..off as usize + 8].try_into().unwrap())
-}
-
-/// Take (`F_WRLCK`) or drop (`F_UNLCK`) an OFD lock on one byte of `f`,
-/// waiting for it: conflicts with the engine's locks as another process would.
-fn ofd(f: &File, byte: i64, kind: libc::c_int) {
-    // SAFETY: plain struct, zeroed is valid; OFD locks want l_pid = 0.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    // SAFETY: valid descriptor and a pointer to a live struct.
-    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &mut fl) };
-    assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use scribedb::{Database, ReadTxn};
+use scribedb::{Database, Durability, ReadTxn};
 
 /// Size of the log file header.
 pub const WAL_HEADER: usize = 64;
@@ -19,6 +19,34 @@ pub const RECORD_HEADER: usize = 40;
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SCWL");
 /// Record kind of a commit.
 pub const KIND_COMMIT: u32 = 1;
+
+/// A database with a tiny memtable (32 KiB) and small arenas, so that
+/// seals, flushes and compactions happen every few commits; commits are
+/// not synced (`Durability::None`).
+pub fn small(dir: &Path) -> Database {
+    Database::builder()
+        .durability(Durability::None)
+        .memtable_size(32 << 10)
+        .arena_size(1 << 20)
+        .open(dir)
+        .expect("open")
+}
+
+/// Take (`F_WRLCK`) or drop (`F_UNLCK`) an OFD lock on one byte of `f`,
+/// waiting for it: conflicts with the engine's locks as another process
+/// would.
+pub fn ofd(f: &File, byte: i64, kind: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain struct, zeroed is valid; OFD locks want l_pid = 0.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    // SAFETY: valid descriptor and a pointer to a live struct.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &mut fl) };
+    assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
+}
 
 /// Whether `name` is one of the log's files: `wal`, or `wal-` and the
 /// 16 hex digits of its base position.
