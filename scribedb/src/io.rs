@@ -22,6 +22,7 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
 use crate::faults::{self, Op, Verdict};
+use crate::powerloss;
 
 /// Ask the fault plan of tests (`faults.rs`) about a call: an injected
 /// failure comes back as the error the real call would give.
@@ -67,7 +68,22 @@ pub(crate) fn open(path: &Path, how: Open) -> Result<File> {
             o.write(true).create(true).truncate(true);
         }
     }
-    o.open(path).ctx(|| format!("opening {}", path.display()))
+    let creates = how != Open::Read && how != Open::Write;
+    powerloss::around(
+        path,
+        || {
+            let existed = creates && path.exists();
+            o.open(path).map(|f| (f, existed))
+        },
+        |note, (f, existed)| {
+            note.opened(f, creates && !existed);
+            if how == Open::Truncate && *existed {
+                note.set_len(f, 0);
+            }
+        },
+    )
+    .map(|(f, _)| f)
+    .ctx(|| format!("opening {}", path.display()))
 }
 
 /// The length of an open file.
@@ -90,7 +106,7 @@ pub(crate) fn len_of(path: &Path) -> Result<u64> {
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
     let what = || format!("setting the length of {} to {len}", path.display());
     fault(Op::SetLen, path, what)?;
-    file.set_len(len)
+    powerloss::around(path, || file.set_len(len), |n, _| n.set_len(file, len))
         .ctx(|| format!("setting the length of {} to {len}", path.display()))
 }
 
@@ -106,28 +122,37 @@ pub(crate) fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Res
     if let Verdict::Fail { error, short } = faults::hit(Op::Write, path) {
         if short {
             // Part of the bytes reach the file, as a write cut short does.
-            let _ = file.write_all_at(&buf[..buf.len() / 2], offset);
+            let half = &buf[..buf.len() / 2];
+            let _ = powerloss::around(
+                path,
+                || file.write_all_at(half, offset),
+                |n, _| n.wrote(file, offset, half),
+            );
         }
         return Err(Error::io(
             format!("writing {} at {offset}", path.display()),
             error,
         ));
     }
-    file.write_all_at(buf, offset)
-        .ctx(|| format!("writing {} at {offset}", path.display()))
+    powerloss::around(
+        path,
+        || file.write_all_at(buf, offset),
+        |n, _| n.wrote(file, offset, buf),
+    )
+    .ctx(|| format!("writing {} at {offset}", path.display()))
 }
 
 /// `fdatasync`: the file's data, and the metadata needed to read it.
 pub(crate) fn sync_data(file: &File, path: &Path) -> Result<()> {
     fault(Op::Sync, path, || format!("syncing {}", path.display()))?;
-    file.sync_data()
+    powerloss::around(path, || file.sync_data(), |n, _| n.synced(file))
         .ctx(|| format!("syncing {}", path.display()))
 }
 
 /// `fsync`: data and all metadata.
 pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
     fault(Op::Sync, path, || format!("syncing {}", path.display()))?;
-    file.sync_all()
+    powerloss::around(path, || file.sync_all(), |n, _| n.synced(file))
         .ctx(|| format!("syncing {}", path.display()))
 }
 
@@ -135,9 +160,12 @@ pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
 /// delete in it).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fault(Op::SyncDir, dir, || format!("syncing {}", dir.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("syncing {}", dir.display()))
+    powerloss::around(
+        dir,
+        || File::open(dir).and_then(|d| d.sync_all()),
+        |n, _| n.synced_dir(),
+    )
+    .ctx(|| format!("syncing {}", dir.display()))
 }
 
 /// Reserve disk blocks for `offset..offset + len` (`posix_fallocate`), so
@@ -151,19 +179,18 @@ pub(crate) fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Resul
     })?;
     // SAFETY: posix_fallocate only reads its integer arguments; the
     // descriptor is open for the life of `file`.
-    let rc = unsafe {
+    let call = || match unsafe {
         libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
+    } {
+        0 => Ok(()),
+        rc => Err(std::io::Error::from_raw_os_error(rc)),
     };
-    if rc != 0 {
-        return Err(Error::io(
-            format!(
-                "reserving {len} bytes of {} at {offset} (is the disk full?)",
-                path.display()
-            ),
-            std::io::Error::from_raw_os_error(rc),
-        ));
-    }
-    Ok(())
+    powerloss::around(path, call, |n, _| n.allocated(file, offset + len)).ctx(|| {
+        format!(
+            "reserving {len} bytes of {} at {offset} (is the disk full?)",
+            path.display()
+        )
+    })
 }
 
 /// Give back the blocks of `offset..offset + len`, keeping the length; the
@@ -173,25 +200,25 @@ pub(crate) fn punch_hole(file: &File, path: &Path, offset: u64, len: u64) -> Res
         format!("giving back {len} bytes of {} at {offset}", path.display())
     })?;
     // SAFETY: fallocate only changes the file's blocks; no memory is passed.
-    let rc = unsafe {
+    let call = || match unsafe {
         libc::fallocate(
             file.as_raw_fd(),
             libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
             offset as libc::off_t,
             len as libc::off_t,
         )
+    } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     };
-    if rc == 0 {
-        return Ok(true);
+    match powerloss::around(path, call, |n, _| n.punched(file, offset, len)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
+        Err(e) => Err(Error::io(
+            format!("giving back {len} bytes of {} at {offset}", path.display()),
+            e,
+        )),
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-        return Ok(false);
-    }
-    Err(Error::io(
-        format!("giving back {len} bytes of {} at {offset}", path.display()),
-        e,
-    ))
 }
 
 /// Writes a file from the start, in order, through `io::write_at` (for a
@@ -290,14 +317,14 @@ pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
     fault(Op::Rename, from, || {
         format!("renaming {} to {}", from.display(), to.display())
     })?;
-    std::fs::rename(from, to).ctx(|| format!("renaming {} to {}", from.display(), to.display()))
+    powerloss::around(from, || std::fs::rename(from, to), |n, _| n.renamed(to)).ctx(|| format!("renaming {} to {}", from.display(), to.display()))
 }
 
 /// Remove a file; a missing file is not an error. Returns whether it
 /// existed.
 pub(crate) fn remove(path: &Path) -> Result<bool> {
     fault(Op::Remove, path, || format!("removing {}", path.display()))?;
-    match std::fs::remove_file(path) {
+    match powerloss::around(path, || std::fs::remove_file(path), |n, _| n.removed()) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),

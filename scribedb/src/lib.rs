@@ -42,6 +42,8 @@ mod maint;
 mod manifest;
 mod memtable;
 mod merge;
+#[doc(hidden)]
+pub mod powerloss;
 mod prefetch;
 mod recovery;
 mod segment;

@@ -123,6 +123,13 @@ impl Opener {
                 "scribe: the log ended in a torn record at position {at} (an unacknowledged \
                  commit): {bytes} bytes cleared"
             );
+            if report.torn_records > 0 {
+                eprintln!(
+                    "scribe: {} later record(s) went with it: they were written after it \
+                     and never synced, and a machine crash kept them but not it",
+                    report.torn_records
+                );
+            }
         }
         Ok(db)
     }

@@ -63,9 +63,8 @@ pub const PAYLOAD_CRC_AT: usize = R_PAYLOAD_CRC;
 pub struct RecordHeader {
     pub payload_len: u64,
     pub ts: u64,
-    /// Recovery no longer needs it (any record past damage proves the log
-    /// went on); kept in the format, and read back by its tests.
-    #[allow(dead_code)]
+    /// The log position known durable when the record was written:
+    /// recovery's proof that bytes before a damaged record were durable.
     pub synced_mark: u64,
     pub payload_crc: u32,
 }

@@ -47,6 +47,11 @@ pub struct RecoveryReport {
     /// A torn record at the tail (an unacknowledged commit) was cut off:
     /// `(position, bytes cleared)`.
     pub torn_tail: Option<(u64, u64)>,
+    /// Intact records past the torn one that went with it: a machine
+    /// crash kept them but lost part of it, which can only happen while
+    /// none of them was durable (their commits were acknowledged without
+    /// a sync, or not at all).
+    pub torn_records: u64,
     /// Repair cut the log at damage: `(position, intact records dropped)`.
     pub repaired: Option<(u64, u64)>,
 }
@@ -792,6 +797,12 @@ struct FileScan {
     damage: Option<&'static str>,
     /// Intact records past the end: the log went on after it.
     vouching: u64,
+    /// The largest durable mark those records carry: the bytes below it
+    /// were durable when one of them was written.
+    vouched_synced: u64,
+    /// Some sector of what should be the record at the end holds nothing
+    /// at all from there on: a write lost in a crash, not a changed bit.
+    lost_write: bool,
     /// Position up to which bytes past the end are not zero.
     clear_to: u64,
 }
@@ -854,6 +865,7 @@ fn scan_file(
 
     // Look past the end for records that prove the log went on.
     let mut vouching = 0u64;
+    let mut vouched_synced = 0u64;
     let mut leftover_end = pos;
     // A torn record whose header survived is skipped whole, and so is
     // every intact header found, so bytes inside a payload (a value may
@@ -872,7 +884,10 @@ fn scan_file(
                 // is newer than the last one replayed; a record image
                 // inside a torn record's payload (a value may hold one)
                 // rarely is.
-                vouching += (h.ts > *last_ts) as u64;
+                if h.ts > *last_ts {
+                    vouching += 1;
+                    vouched_synced = vouched_synced.max(h.synced_mark);
+                }
                 leftover_end = leftover_end.max(probe + h.total_len());
                 probe += h.total_len();
             }
@@ -887,18 +902,55 @@ fn scan_file(
         .iter()
         .rposition(|&b| b != 0)
         .map_or(pos, |i| pos + i as u64 + 1);
+    let span = match parse_header(&bytes[pos as usize..]) {
+        Some(h) => h.total_len().min(len - pos),
+        None => (RECORD_HEADER as u64).min(len - pos),
+    };
     Ok(FileScan {
         records,
         end,
         damage,
         vouching,
+        vouched_synced,
+        lost_write: lost_write(bytes, pos, span),
         clear_to: file.base + leftover_end.max(last_nonzero),
     })
+}
+
+/// Whether bytes `at..at + span` of a log file (what should be one
+/// record) show a write lost in a crash: a 512-byte sector overlapping them
+/// that holds only zeros from `at` (or its own start) to its end. The log
+/// is written into zeroed space and a sector reaches the disk whole or not
+/// at all, so a lost sector still reads zero past the records that were
+/// in it before; a flipped bit never clears a sector, and a record that
+/// really was written has its header's magic and checksums in it.
+fn lost_write(bytes: &[u8], at: u64, span: u64) -> bool {
+    const SECTOR: u64 = 512;
+    let len = bytes.len() as u64;
+    let mut sector = at / SECTOR * SECTOR;
+    while sector < at + span && sector < len {
+        let from = sector.max(at) as usize;
+        let to = (sector + SECTOR).min(len) as usize;
+        if bytes[from..to].iter().all(|&b| b == 0) {
+            return true;
+        }
+        sector += SECTOR;
+    }
+    false
 }
 
 /// Settle the tail of the last file of the log after its scan: clear a
 /// torn record, or (with `repair`) cut damage that later records or the
 /// durable end vouch for.
+///
+/// Intact records past the end normally prove damage: records are only
+/// appended, so they were written after the bytes at the end. A machine
+/// crash is the one other way to get there: writes not yet synced reach
+/// the disk in any order, sector by sector. That is what happened when
+/// none of the later records says the end was durable when it was written
+/// (`synced_mark`), and the end shows a lost sector rather than changed
+/// bits (`lost_write`); then the tail, later records included, was never
+/// durable and is cleared like a torn record.
 fn settle_last(
     file: &WalFile,
     scan: &FileScan,
@@ -907,7 +959,9 @@ fn settle_last(
     report: &mut RecoveryReport,
 ) -> Result<()> {
     let short_of_durable = scan.end < durable_end;
-    if scan.vouching > 0 || short_of_durable {
+    let crash_reordered =
+        scan.vouching > 0 && scan.vouched_synced <= scan.end && scan.lost_write;
+    if (scan.vouching > 0 && !crash_reordered) || short_of_durable {
         let what = match scan.damage {
             Some(what) => what.to_string(),
             None if short_of_durable && scan.vouching == 0 => format!(
@@ -928,6 +982,7 @@ fn settle_last(
         report.repaired = Some((scan.end, scan.vouching));
     } else if scan.clear_to > scan.end {
         report.torn_tail = Some((scan.end, scan.clear_to - scan.end));
+        report.torn_records = scan.vouching;
     }
     if scan.clear_to > scan.end {
         file.write_zeros(scan.end - file.base, scan.clear_to - file.base)?;
