@@ -194,7 +194,16 @@ enum Role {
     Writer,
     /// Polls the clock key and measures how old each new value is.
     Latency,
+    /// Single-key commits plus the clock key, one every `PACE`, so that a
+    /// waiter is asleep when each lands.
+    PacedWriter,
+    /// Sleeps in `wait_for_commit`, and measures how old the clock key is
+    /// when it wakes.
+    Waiter,
 }
+
+/// Time between the paced writer's commits.
+const PACE: Duration = Duration::from_millis(2);
 
 impl Role {
     fn name(self) -> &'static str {
@@ -202,6 +211,8 @@ impl Role {
             Role::Reader => "reader",
             Role::Writer => "writer",
             Role::Latency => "latency",
+            Role::PacedWriter => "paced-writer",
+            Role::Waiter => "waiter",
         }
     }
 
@@ -210,6 +221,8 @@ impl Role {
             "reader" => Role::Reader,
             "writer" => Role::Writer,
             "latency" => Role::Latency,
+            "paced-writer" => Role::PacedWriter,
+            "waiter" => Role::Waiter,
             other => return Err(format!("unknown child role {other:?}").into()),
         })
     }
@@ -365,11 +378,11 @@ fn child_main(role: &str) -> BenchResult {
     let seed: u64 = child_var(SEED_VAR)?.parse()?;
     let db = open(&path, durability)?;
     let keys = match role {
-        Role::Reader | Role::Writer => {
+        Role::Reader | Role::Writer | Role::PacedWriter => {
             warm_up(&db)?;
             loaded_keys(n).0
         }
-        Role::Latency => Vec::new(),
+        Role::Latency | Role::Waiter => Vec::new(),
     };
     let mut rng = StdRng::seed_from_u64(SEED ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     say(format_args!("ready"))?;
@@ -386,8 +399,10 @@ fn child_main(role: &str) -> BenchResult {
     sleep_until_ns(start);
     match role {
         Role::Reader => read_loop(&db, &keys, &mut rng, end),
-        Role::Writer => write_loop(&db, &keys, &mut rng, end),
+        Role::Writer => write_loop(&db, &keys, &mut rng, end, None),
+        Role::PacedWriter => write_loop(&db, &keys, &mut rng, end, Some(PACE)),
         Role::Latency => latency_loop(&db, end),
+        Role::Waiter => wait_loop(&db, end),
     }
 }
 
@@ -419,7 +434,13 @@ fn read_loop(db: &Database, keys: &[Key], rng: &mut StdRng, end: u64) -> BenchRe
     ])
 }
 
-fn write_loop(db: &Database, keys: &[Key], rng: &mut StdRng, end: u64) -> BenchResult {
+fn write_loop(
+    db: &Database,
+    keys: &[Key],
+    rng: &mut StdRng,
+    end: u64,
+    pace: Option<Duration>,
+) -> BenchResult {
     // Time from the clock stamp to the return of commit(): the writer's part
     // of the commit-to-visible latency.
     let mut commit_ns = Vec::new();
@@ -436,6 +457,9 @@ fn write_loop(db: &Database, keys: &[Key], rng: &mut StdRng, end: u64) -> BenchR
         w.commit()?;
         t = now_ns();
         commit_ns.push(t - stamp);
+        if let Some(pace) = pace {
+            sleep_until_ns(stamp + pace.as_nanos() as u64);
+        }
     }
     let cpu = process_cpu_ns() - cpu0;
     let commits = commit_ns.len() as u64;
@@ -485,6 +509,37 @@ fn latency_loop(db: &Database, end: u64) -> BenchResult {
     say_result(&[
         ("polls", polls),
         ("changes", samples.len() as u64),
+        ("elapsed_ns", t - t0),
+        ("p50_ns", percentile(&samples, 50.0)),
+        ("p99_ns", percentile(&samples, 99.0)),
+        ("max_ns", samples.last().copied().unwrap_or(0)),
+    ])
+}
+
+fn wait_loop(db: &Database, end: u64) -> BenchResult {
+    let mut samples = Vec::new();
+    let (mut last, t0) = clock_value(db)?;
+    let mut seen = db.committed_ts();
+    let mut t = t0;
+    while t < end {
+        let left = Duration::from_nanos(end.saturating_sub(t));
+        let Some(ts) = db.wait_for_commit(seen, left)? else {
+            break;
+        };
+        let woke = now_ns();
+        seen = ts;
+        let (value, _) = clock_value(db)?;
+        if value != last {
+            if let Some(stamp) = value {
+                samples.push(woke.saturating_sub(stamp));
+            }
+            last = value;
+        }
+        t = now_ns();
+    }
+    samples.sort_unstable();
+    say_result(&[
+        ("wakes", samples.len() as u64),
         ("elapsed_ns", t - t0),
         ("p50_ns", percentile(&samples, 50.0)),
         ("p99_ns", percentile(&samples, 99.0)),
@@ -677,6 +732,39 @@ fn main() -> BenchResult {
     }
     note("immediate: latency includes the fsync; none: publication only");
     note("changes < commits when the writer commits faster than the reader polls");
+
+    // 3b. Commit-to-wake latency.
+    section(&format!(
+        "3b. commit-to-wake latency: one process sleeps in wait_for_commit while ONE writer \
+         process commits every {} ms",
+        PACE.as_millis()
+    ));
+    println!("   latency = waiter's clock on waking - writer's clock stamped just before commit()");
+    println!(
+        "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>14} {:>18}",
+        "writer", "median µs", "p99 µs", "max µs", "wakes", "commit p50 µs", "beyond commit µs"
+    );
+    for durability in [Durability::None, Durability::Immediate] {
+        seed += 1;
+        let writer = Kid::spawn(Role::PacedWriter, &db_path, n, durability, seed)?;
+        seed += 1;
+        let waiter = Kid::spawn(Role::Waiter, &db_path, n, durability, seed)?;
+        let reports = run_window(vec![writer, waiter], plan.window)?;
+        let (w, p) = (&reports[0], &reports[1]);
+        let p50 = field(p, "p50_ns")?;
+        let commit_p50 = field(w, "commit_p50_ns")?;
+        println!(
+            "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>14} {:>18}",
+            durability_name(durability),
+            fmt_num(us(p50), 1),
+            fmt_num(us(field(p, "p99_ns")?), 1),
+            fmt_num(us(field(p, "max_ns")?), 1),
+            fmt_num(field(p, "wakes")? as f64, 0),
+            fmt_num(us(commit_p50), 1),
+            fmt_num(us(p50.saturating_sub(commit_p50)), 1),
+        );
+    }
+    note("beyond commit: median wake latency - median time for commit() to return");
 
     // 4. begin_read + drop.
     section(&format!(

@@ -153,6 +153,7 @@ impl Inner {
         self.coord
             .hdr(OFF_COMMITTED_TS)
             .fetch_max(ts, Ordering::AcqRel);
+        self.coord.notify_commit();
         Ok(ts)
     }
 

@@ -473,6 +473,30 @@ impl Database {
             .load(Ordering::Acquire)
     }
 
+    /// Wait until a commit newer than `after_ts` is visible (made by any
+    /// process) and return the newest committed timestamp, or `None` once
+    /// `timeout` has passed (`None`: no limit). Waiting sleeps on a futex
+    /// in the coordination file, which every commit's publication wakes:
+    /// no polling, and no cost to commits while no one waits.
+    ///
+    /// ```no_run
+    /// # fn main() -> scribedb::Result<()> {
+    /// # let db = scribedb::Database::open("my.db")?;
+    /// let mut seen = db.committed_ts();
+    /// while let Some(ts) = db.wait_for_commit(seen, std::time::Duration::from_secs(1))? {
+    ///     // ... read what changed since `seen` ...
+    ///     seen = ts;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for_commit(
+        &self,
+        after_ts: u64,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Option<u64>> {
+        Ok(self.inner.coord.wait_commit_past(after_ts, timeout.into()))
+    }
+
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.inner.dir

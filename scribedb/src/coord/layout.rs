@@ -95,8 +95,15 @@ pub const OFF_STALL_MICROS: usize = OFF_STALLS + F;
 /// Flushes that failed (in any process): a commit waiting for a flush
 /// stops waiting when it moves.
 pub const OFF_FLUSH_FAILURES: usize = OFF_STALL_MICROS + F;
+/// A sequence bumped each time `COMMITTED_TS` rises; its low 32 bits
+/// are the futex word that threads waiting for a commit, in any process,
+/// sleep on (`coord/notify.rs`).
+pub const OFF_COMMIT_SEQ: usize = OFF_FLUSH_FAILURES + F;
+/// Threads (in any process) asleep on `COMMIT_SEQ`: a publisher makes the
+/// wake-up call only when there are some.
+pub const OFF_COMMIT_WAITERS: usize = OFF_COMMIT_SEQ + F;
 /// End of the used header fields.
-pub const HEADER_USED: usize = OFF_FLUSH_FAILURES + F;
+pub const HEADER_USED: usize = OFF_COMMIT_WAITERS + F;
 
 pub const HEADER_SIZE: usize = 4096;
 pub const SLOT_SIZE: usize = 64;

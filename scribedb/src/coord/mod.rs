@@ -20,6 +20,7 @@
 
 pub(crate) mod layout;
 pub(crate) mod lock;
+mod notify;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

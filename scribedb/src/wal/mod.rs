@@ -626,6 +626,7 @@ impl Wal {
         }
         coord.hdr(OFF_WAL_SYNCED).fetch_max(end, Ordering::AcqRel);
         coord.hdr(OFF_COMMITTED_TS).fetch_max(ts, Ordering::AcqRel);
+        coord.notify_commit();
         Ok(())
     }
 
@@ -959,8 +960,7 @@ fn settle_last(
     report: &mut RecoveryReport,
 ) -> Result<()> {
     let short_of_durable = scan.end < durable_end;
-    let crash_reordered =
-        scan.vouching > 0 && scan.vouched_synced <= scan.end && scan.lost_write;
+    let crash_reordered = scan.vouching > 0 && scan.vouched_synced <= scan.end && scan.lost_write;
     if (scan.vouching > 0 && !crash_reordered) || short_of_durable {
         let what = match scan.damage {
             Some(what) => what.to_string(),
