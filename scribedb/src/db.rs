@@ -277,6 +277,9 @@ pub struct Database {
 }
 
 pub(crate) struct Inner {
+    /// The fork generation of the process that opened the handle
+    /// (`fork.rs`).
+    fork_generation: u64,
     pub dir: PathBuf,
     pub durability: Durability,
     writer_timeout: Duration,
@@ -380,6 +383,7 @@ impl Database {
         let pid = std::process::id() as u64;
         let (proc_slot, proc_generation) = coord.claim_process_slot(pid, hlc::now_millis())?;
         let inner = Arc::new(Inner {
+            fork_generation: crate::fork::generation(),
             dir: dir.to_path_buf(),
             durability: opts.durability,
             writer_timeout: opts.writer_timeout,
@@ -494,6 +498,7 @@ impl Database {
         after_ts: u64,
         timeout: impl Into<Option<Duration>>,
     ) -> Result<Option<u64>> {
+        self.inner.check_fork()?;
         Ok(self.inner.coord.wait_commit_past(after_ts, timeout.into()))
     }
 
@@ -701,6 +706,12 @@ impl std::fmt::Debug for Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
+        if self.inner.forked() {
+            // A copy in a forked child: its threads are not here to join,
+            // and its locks and slots are the parent's. Leave it all.
+            std::mem::forget(Arc::clone(&self.inner));
+            return;
+        }
         // A flush this handle owes finishes before the handle goes, and
         // no thread of its own keeps it open after `drop` returns.
         self.inner.maint.stop();
@@ -796,7 +807,26 @@ impl Flusher {
 }
 
 impl Inner {
+    /// Whether this is a copy of the handle in a child forked after it
+    /// was opened.
+    #[inline]
+    pub fn forked(&self) -> bool {
+        crate::fork::since(self.fork_generation)
+    }
+
+    /// `Error::Forked` in a forked child.
+    #[inline]
+    pub fn check_fork(&self) -> Result<()> {
+        if self.forked() {
+            return Err(Error::Forked {
+                opened_by: self.pid,
+            });
+        }
+        Ok(())
+    }
+
     pub fn check_poison(&self) -> Result<()> {
+        self.check_fork()?;
         match self
             .poison
             .get()
@@ -1025,6 +1055,11 @@ impl Inner {
     }
 
     pub fn reclaim_dead_readers(&self) -> usize {
+        // A forked child shares the parent's locks, so every slot of the
+        // parent would look dead to it.
+        if self.forked() {
+            return 0;
+        }
         self.coord
             .reader_slots()
             .into_iter()

@@ -151,6 +151,20 @@ pub enum Error {
         oldest: u64,
     },
 
+    /// The handle was opened by the parent of this process, before a
+    /// `fork()`: a child must open the database itself (in each worker,
+    /// after the fork). A handle used from a forked child would act as its
+    /// parent (whose locks the child shares), so it refuses to work and,
+    /// when dropped in the child, leaves the shared state alone.
+    #[error(
+        "this database handle was opened by process {opened_by} before a fork; \
+         open the database in each worker process, after the fork"
+    )]
+    Forked {
+        /// The process that opened the handle.
+        opened_by: u64,
+    },
+
     /// An option of the builder is out of range.
     #[error("invalid option {option}: {why}")]
     InvalidOption {

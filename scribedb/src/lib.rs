@@ -32,6 +32,7 @@ mod entry;
 mod error;
 #[doc(hidden)]
 pub mod faults;
+mod fork;
 mod gc;
 mod history;
 mod hlc;

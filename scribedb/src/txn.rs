@@ -83,6 +83,7 @@ impl ReadTxn {
 
     /// Register a reader at the snapshot `at` names.
     pub(crate) fn begin_at(inner: Arc<Inner>, at: At) -> Result<ReadTxn> {
+        inner.check_fork()?;
         let coord = &inner.coord;
         let hint = READER_HINT.with(Cell::get);
         let slot = match coord.claim_reader_slot(inner.owner_tag, hint) {
@@ -180,6 +181,7 @@ impl ReadTxn {
     pub fn versions(&self, key: impl AsRef<[u8]>) -> Result<Vec<KeyVersion<'_>>> {
         let key = key.as_ref();
         check_key(key)?;
+        self.inner.check_fork()?;
         self.view.versions(key, self.snapshot)
     }
 
@@ -187,6 +189,7 @@ impl ReadTxn {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&[u8]>> {
         let key = key.as_ref();
         check_key(key)?;
+        self.inner.check_fork()?;
         self.view.get(key, self.snapshot)
     }
 
@@ -210,12 +213,17 @@ impl ReadTxn {
     fn bounded(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Range<'_> {
         Range {
             iter: self.view.scan(self.snapshot, lower, upper),
+            inner: &self.inner,
         }
     }
 }
 
 impl Drop for ReadTxn {
     fn drop(&mut self) {
+        // In a forked child the slot is the parent's reader's.
+        if self.inner.forked() {
+            return;
+        }
         self.inner
             .coord
             .release_reader_slot(self.slot, self.inner.owner_tag);
@@ -236,18 +244,25 @@ impl std::fmt::Debug for ReadTxn {
 /// Key-value pairs of a read transaction, borrowed from the mapping.
 pub struct Range<'a> {
     iter: Scan<'a>,
+    inner: &'a Inner,
 }
 
 impl<'a> Iterator for Range<'a> {
     type Item = Result<(&'a [u8], &'a [u8])>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.inner.check_fork() {
+            return Some(Err(e));
+        }
         self.iter.next()
     }
 }
 
 impl DoubleEndedIterator for Range<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.inner.check_fork() {
+            return Some(Err(e));
+        }
         self.iter.next_back()
     }
 }
@@ -374,7 +389,8 @@ impl WriteTxn {
 
 impl Drop for WriteTxn {
     fn drop(&mut self) {
-        if !self.finished {
+        // In a forked child the writer role is the parent's.
+        if !self.finished && !self.inner.forked() {
             self.inner.release_writer();
         }
     }
