@@ -317,7 +317,8 @@ pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
     fault(Op::Rename, from, || {
         format!("renaming {} to {}", from.display(), to.display())
     })?;
-    powerloss::around(from, || std::fs::rename(from, to), |n, _| n.renamed(to)).ctx(|| format!("renaming {} to {}", from.display(), to.display()))
+    powerloss::around(from, || std::fs::rename(from, to), |n, _| n.renamed(to))
+        .ctx(|| format!("renaming {} to {}", from.display(), to.display()))
 }
 
 /// Remove a file; a missing file is not an error. Returns whether it

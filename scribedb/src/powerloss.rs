@@ -261,7 +261,9 @@ pub(crate) struct Note<'a> {
 }
 
 fn key(file: &File) -> (u64, u64) {
-    file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
+    file.metadata()
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap_or((0, 0))
 }
 
 impl Note<'_> {
@@ -648,9 +650,7 @@ mod tests {
                 from: "tmp".into(),
                 to: "final".into(),
             },
-            Event::Remove {
-                name: "old".into(),
-            },
+            Event::Remove { name: "old".into() },
         ]);
         for seed in 0..32 {
             let image = crash_image(&h, h.events.len(), Crash::Random(seed));

@@ -193,7 +193,8 @@ fn check_image(w: &Workload, upto: usize, crash: Crash) -> Result<(), String> {
     // The database goes on: a new commit survives a reopen.
     let mut t = db.begin_write().map_err(|e| format!("begin_write: {e}"))?;
     t.put(b"after-the-crash", b"yes").unwrap();
-    t.commit().map_err(|e| format!("commit after the crash: {e}"))?;
+    t.commit()
+        .map_err(|e| format!("commit after the crash: {e}"))?;
     drop(db);
     common::simulate_reboot(&dir);
     let db = open(&dir, w.durability).map_err(|e| format!("reopen failed: {e}"))?;
