@@ -191,7 +191,7 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
             d.set_item("max", max)
         }),
         E::Corrupted { file, offset, what } => raise::<Corrupted>(message, |d| {
-            d.set_item("file", file)?;
+            d.set_item("file", file.display().to_string())?;
             d.set_item("offset", offset)?;
             d.set_item("what", what)
         }),
@@ -201,13 +201,13 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
             what,
             records_after,
         } => raise::<WalDamaged>(message, |d| {
-            d.set_item("file", file)?;
+            d.set_item("file", file.display().to_string())?;
             d.set_item("offset", offset)?;
             d.set_item("what", what)?;
             d.set_item("records_after", records_after)
         }),
         E::BadMagic { file, kind } => raise::<BadMagic>(message, |d| {
-            d.set_item("file", file)?;
+            d.set_item("file", file.display().to_string())?;
             d.set_item("kind", kind)
         }),
         E::UnsupportedVersion {
@@ -215,12 +215,12 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
             found,
             supported,
         } => raise::<UnsupportedVersion>(message, |d| {
-            d.set_item("file", file)?;
+            d.set_item("file", file.display().to_string())?;
             d.set_item("found", found)?;
             d.set_item("supported", supported)
         }),
         E::NotADatabase { path, why } => raise::<NotADatabase>(message, |d| {
-            d.set_item("path", path)?;
+            d.set_item("path", path.display().to_string())?;
             d.set_item("why", why)
         }),
         E::Poisoned(why) => raise::<Poisoned>(message, |d| d.set_item("why", why)),

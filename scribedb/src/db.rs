@@ -359,6 +359,9 @@ impl Database {
         let wal = Wal::open(dir, opts.memtable_size)?;
         let (view, report) = match attach {
             Attach::Alone => {
+                // No one else is attached, so no one waits for a commit: a
+                // count left by a waiter that was killed is cleared.
+                coord.hdr(OFF_COMMIT_WAITERS).store(0, Ordering::Release);
                 let r = recovery::recover_alone(dir, &coord, &wal, opts.repair, opts.arena_size);
                 coord.share()?;
                 r?
