@@ -143,7 +143,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnsupportedVersion", py.get_type::<UnsupportedVersion>())?;
     m.add("NotADatabase", py.get_type::<NotADatabase>())?;
     m.add("Poisoned", py.get_type::<Poisoned>())?;
-    m.add("CommitOutcomeUnknown", py.get_type::<CommitOutcomeUnknown>())?;
+    m.add(
+        "CommitOutcomeUnknown",
+        py.get_type::<CommitOutcomeUnknown>(),
+    )?;
     m.add("HistoryUnavailable", py.get_type::<HistoryUnavailable>())?;
     m.add("InvalidOption", py.get_type::<InvalidOption>())?;
     m.add("IoError", py.get_type::<IoError>())?;
@@ -177,9 +180,7 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
     use scribedb::Error as E;
     let message = e.to_string();
     match e {
-        E::WriterBusy { holder } => {
-            raise::<WriterBusy>(message, |d| d.set_item("holder", holder))
-        }
+        E::WriterBusy { holder } => raise::<WriterBusy>(message, |d| d.set_item("holder", holder)),
         E::ReadersFull { max } => raise::<ReadersFull>(message, |d| d.set_item("max", max)),
         E::ProcessesFull { max } => raise::<ProcessesFull>(message, |d| d.set_item("max", max)),
         E::KeyTooLarge { len, max } => raise::<KeyTooLarge>(message, |d| {
@@ -228,12 +229,10 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
             d.set_item("ts", ts)?;
             d.set_item("why", why)
         }),
-        E::HistoryUnavailable { requested, oldest } => {
-            raise::<HistoryUnavailable>(message, |d| {
-                d.set_item("requested", requested)?;
-                d.set_item("oldest", oldest)
-            })
-        }
+        E::HistoryUnavailable { requested, oldest } => raise::<HistoryUnavailable>(message, |d| {
+            d.set_item("requested", requested)?;
+            d.set_item("oldest", oldest)
+        }),
         E::InvalidOption { option, why } => raise::<InvalidOption>(message, |d| {
             d.set_item("option", option)?;
             d.set_item("why", why)
@@ -242,9 +241,7 @@ pub fn to_py(e: scribedb::Error) -> PyErr {
             d.set_item("context", context)?;
             d.set_item("errno", source.raw_os_error())
         }),
-        E::Forked { opened_by } => {
-            raise::<Forked>(message, |d| d.set_item("opened_by", opened_by))
-        }
+        E::Forked { opened_by } => raise::<Forked>(message, |d| d.set_item("opened_by", opened_by)),
         _ => raise::<Error>(message, |_| Ok(())),
     }
 }

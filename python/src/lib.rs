@@ -147,7 +147,9 @@ impl Database {
     /// (or a `timedelta`) ago.
     fn read_as_of(&self, when: &Bound<'_, PyAny>) -> PyResult<ReadTxn> {
         let at = moment(when)?;
-        Ok(ReadTxn::new(self.db()?.begin_read_as_of(at).map_err(to_py)?))
+        Ok(ReadTxn::new(
+            self.db()?.begin_read_as_of(at).map_err(to_py)?,
+        ))
     }
 
     /// Wait, with the GIL released, until a commit newer than `after_ts`
@@ -264,11 +266,7 @@ impl Database {
     /// Close the handle. Transactions still open keep what they need
     /// until they end.
     fn close(&self, py: Python<'_>) {
-        let db = self
-            .inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let db = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
         // Closing joins background threads and may sync: no GIL needed.
         py.detach(move || drop(db));
     }
@@ -297,7 +295,9 @@ fn moment(when: &Bound<'_, PyAny>) -> PyResult<SystemTime> {
                 "a moment in the past is a number of seconds ago >= 0",
             ));
         }
-        Ok(now.checked_sub(Duration::from_secs_f64(secs)).unwrap_or(UNIX_EPOCH))
+        Ok(now
+            .checked_sub(Duration::from_secs_f64(secs))
+            .unwrap_or(UNIX_EPOCH))
     };
     if when.hasattr("timestamp")? {
         // A datetime (naive ones are local time, as Python says).
@@ -346,10 +346,7 @@ impl ReadTxn {
 /// A key range: its lower and upper bound.
 type Bounds = (Edge<Vec<u8>>, Edge<Vec<u8>>);
 
-fn bounds(
-    start: Option<&Bound<'_, PyAny>>,
-    end: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Bounds> {
+fn bounds(start: Option<&Bound<'_, PyAny>>, end: Option<&Bound<'_, PyAny>>) -> PyResult<Bounds> {
     let lower = match start {
         Some(s) => Edge::Included(bytes_arg("start", s)?.into_owned()),
         None => Edge::Unbounded,
@@ -384,10 +381,7 @@ impl ReadTxn {
         let key = bytes_arg("key", key)?;
         let guard = self.txn.read().unwrap_or_else(|p| p.into_inner());
         let txn = guard.as_ref().ok_or_else(|| closed("read transaction"))?;
-        Ok(txn
-            .get(&key)
-            .map_err(to_py)?
-            .map(|v| PyBytes::new(py, v)))
+        Ok(txn.get(&key).map_err(to_py)?.map(|v| PyBytes::new(py, v)))
     }
 
     /// The value of `key` without a copy: a read-only `memoryview` of the
@@ -415,7 +409,10 @@ impl ReadTxn {
         array.setattr("_scribedb_snapshot", Snapshot { _txn: txn })?;
         let builtins = py.import("builtins")?;
         let view = builtins.getattr("memoryview")?.call1((array,))?;
-        Ok(Some(view.call_method1("cast", ("B",))?.call_method0("toreadonly")?))
+        Ok(Some(
+            view.call_method1("cast", ("B",))?
+                .call_method0("toreadonly")?,
+        ))
     }
 
     /// `(key, value)` pairs with `start <= key < end`, in key order
@@ -468,10 +465,7 @@ impl ReadTxn {
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.txn
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.txn.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// End the transaction (its reader slot is freed once no iterator or
@@ -501,8 +495,7 @@ struct Snapshot {
     _txn: Arc<scribedb::ReadTxn>,
 }
 
-type BoxedRange<'a> =
-    Box<dyn Iterator<Item = scribedb::Result<(&'a [u8], &'a [u8])>> + Send + 'a>;
+type BoxedRange<'a> = Box<dyn Iterator<Item = scribedb::Result<(&'a [u8], &'a [u8])>> + Send + 'a>;
 
 self_cell::self_cell!(
     /// A range of a shared read transaction, with the transaction.
@@ -520,11 +513,7 @@ struct Iter {
 }
 
 impl Iter {
-    fn new(
-        txn: Arc<scribedb::ReadTxn>,
-        (lower, upper): Bounds,
-        reverse: bool,
-    ) -> PyResult<Iter> {
+    fn new(txn: Arc<scribedb::ReadTxn>, (lower, upper): Bounds, reverse: bool) -> PyResult<Iter> {
         let cell = RangeCell::new(txn, |txn| {
             let range = txn.range::<Vec<u8>, _>((lower, upper));
             if reverse {
@@ -718,11 +707,7 @@ struct WriteIterState {
 const WRITE_ITER_BATCH: usize = 256;
 
 impl WriteIter {
-    fn new(
-        txn: Py<WriteTxn>,
-        (lower, upper): Bounds,
-        reverse: bool,
-    ) -> WriteIter {
+    fn new(txn: Py<WriteTxn>, (lower, upper): Bounds, reverse: bool) -> WriteIter {
         WriteIter {
             txn,
             state: Mutex::new(WriteIterState {
@@ -773,8 +758,7 @@ impl WriteIter {
                 _ => s.done = true,
             }
         }
-        Ok(s
-            .batch
+        Ok(s.batch
             .pop_front()
             .map(|(k, v)| (PyBytes::new(py, &k), PyBytes::new(py, &v))))
     }
