@@ -16,7 +16,7 @@ mod errors;
 
 use std::ops::Bound as Edge;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -403,12 +403,13 @@ impl ReadTxn {
         // value's address, which holds the snapshot as an attribute: every
         // memoryview or slice of it keeps the array, hence the snapshot,
         // alive.
-        let ctypes = py.import("ctypes")?;
-        let array_type = ctypes.getattr("c_ubyte")?.mul(len)?;
-        let array = array_type.call_method1("from_address", (addr,))?;
+        let (c_ubyte, memoryview) = view_makers(py)?;
+        let array = c_ubyte
+            .bind(py)
+            .mul(len)?
+            .call_method1("from_address", (addr,))?;
         array.setattr("_scribedb_snapshot", Snapshot { _txn: txn })?;
-        let builtins = py.import("builtins")?;
-        let view = builtins.getattr("memoryview")?.call1((array,))?;
+        let view = memoryview.bind(py).call1((array,))?;
         Ok(Some(
             view.call_method1("cast", ("B",))?
                 .call_method0("toreadonly")?,
@@ -487,6 +488,17 @@ impl ReadTxn {
     fn __repr__(&self) -> String {
         format!("<scribedb.ReadTxn snapshot_ts={}>", self.snapshot_ts)
     }
+}
+
+/// `ctypes.c_ubyte` and `memoryview`, looked up once.
+fn view_makers(py: Python<'_>) -> PyResult<&'static (Py<PyAny>, Py<PyAny>)> {
+    static MAKERS: OnceLock<(Py<PyAny>, Py<PyAny>)> = OnceLock::new();
+    if let Some(m) = MAKERS.get() {
+        return Ok(m);
+    }
+    let c_ubyte = py.import("ctypes")?.getattr("c_ubyte")?.unbind();
+    let memoryview = py.import("builtins")?.getattr("memoryview")?.unbind();
+    Ok(MAKERS.get_or_init(|| (c_ubyte, memoryview)))
 }
 
 /// What a zero-copy view holds: its snapshot.
