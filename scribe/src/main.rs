@@ -9,12 +9,13 @@ mod commands;
 mod error;
 mod escape;
 mod human;
-mod jsonl;
 mod progress;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+// In the library half, so that the fuzz targets reach it too.
+use scribe::jsonl;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

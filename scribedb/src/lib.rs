@@ -32,6 +32,8 @@ mod entry;
 mod error;
 #[doc(hidden)]
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod fork;
 mod gc;
 mod history;

@@ -235,6 +235,12 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
             }
             Kind::Delete => 0,
         };
+        if key_len == 0 || key_len > crate::entry::MAX_KEY_LEN {
+            return Err("key length out of range");
+        }
+        if value_len > crate::entry::MAX_VALUE_LEN {
+            return Err("value longer than the limit");
+        }
         let key = take(&mut pos, key_len)?;
         let value_at = pos as u64;
         let value = take(&mut pos, value_len)?;
@@ -247,6 +253,15 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
     }
     if pos != payload.len() {
         return Err("trailing bytes after the last write");
+    }
+    // A commit writes each key once (its write buffer keeps the last
+    // write); the version store relies on it, as (key, timestamp) orders
+    // its versions strictly.
+    if writes.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(writes.len());
+        if !writes.iter().all(|w| seen.insert(w.key)) {
+            return Err("key written twice in one record");
+        }
     }
     Ok(writes)
 }
@@ -315,5 +330,25 @@ mod tests {
         payload.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff]);
         assert!(decode_payload(&payload).is_err());
         assert!(decode_payload(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn a_payload_the_engine_never_writes_is_refused() {
+        let payload_of = |writes: &[(&[u8], Option<&[u8]>)]| {
+            let rec = encode(1, 0, writes);
+            let h = parse_header(&rec).unwrap();
+            rec[RECORD_HEADER..RECORD_HEADER + h.payload_len as usize].to_vec()
+        };
+        let twice = payload_of(&[(b"k", Some(b"1")), (b"j", None), (b"k", Some(b"2"))]);
+        assert_eq!(
+            decode_payload(&twice).err(),
+            Some("key written twice in one record")
+        );
+        let empty_key = payload_of(&[(b"", Some(b"v"))]);
+        assert_eq!(
+            decode_payload(&empty_key).err(),
+            Some("key length out of range")
+        );
+        assert!(decode_payload(&payload_of(&[(b"k", Some(b"1")), (b"j", None)])).is_ok());
     }
 }
