@@ -280,3 +280,69 @@ fn the_last_handle_to_close_gives_back_the_log_slack() {
         Some(&[7u8; 1000][..])
     );
 }
+
+/// Keys overwritten hundreds of times since the last flush: scans pass
+/// over their version chains with searches, and still see exactly their
+/// snapshot, forward and backward, for old readers and new.
+#[test]
+fn scans_over_long_version_chains_see_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder()
+        .durability(scribedb::Durability::None)
+        .open(dir.path())
+        .unwrap();
+    let key = |i: u32| format!("key-{i:03}");
+    let mut readers = Vec::new();
+    let mut states = Vec::new();
+    let mut model = std::collections::BTreeMap::new();
+    for round in 0..300u32 {
+        let mut w = db.begin_write().unwrap();
+        for i in 0..40u32 {
+            // Some keys deleted in some rounds; every third key only
+            // written in early rounds, so its newest version is old.
+            if i % 3 == 0 && round > 20 {
+                continue;
+            }
+            if (i + round) % 7 == 0 {
+                w.delete(key(i)).unwrap();
+                model.remove(&key(i));
+            } else {
+                let v = format!("{round}-{i}");
+                w.put(key(i), &v).unwrap();
+                model.insert(key(i), v);
+            }
+        }
+        w.commit().unwrap();
+        if round % 50 == 5 || round == 299 {
+            readers.push(db.begin_read().unwrap());
+            states.push(model.clone());
+        }
+    }
+    for (r, state) in readers.iter().zip(&states) {
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = state
+            .iter()
+            .map(|(k, v)| (k.clone().into_bytes(), v.clone().into_bytes()))
+            .collect();
+        let forward: Vec<(Vec<u8>, Vec<u8>)> = r
+            .iter()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        assert_eq!(forward, expected);
+        let mut backward: Vec<(Vec<u8>, Vec<u8>)> = r
+            .iter()
+            .rev()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        backward.reverse();
+        assert_eq!(backward, expected);
+        let part: Vec<Vec<u8>> = r
+            .range("key-010".."key-020")
+            .map(|kv| kv.unwrap().0.to_vec())
+            .collect();
+        let want: Vec<Vec<u8>> = state
+            .range("key-010".to_string().."key-020".to_string())
+            .map(|(k, _)| k.clone().into_bytes())
+            .collect();
+        assert_eq!(part, want);
+    }
+}

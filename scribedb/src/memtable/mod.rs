@@ -17,6 +17,7 @@ use std::ops::Bound;
 use crate::entry::{above_lower, below_upper};
 use crate::error::Result;
 pub(crate) use arena::{cmp_keys, version_bytes_bound, Arenas, Kind, Node, StoredValue};
+use key_index::MAX_WALK;
 pub(crate) use skiplist::{Inserter, SkipList, SpreadEntry};
 
 /// A key's visible value, `None` for a tombstone.
@@ -186,7 +187,7 @@ impl<'a> VisibleIter<'a> {
     fn next_key(&self, node: Node<'a>) -> Result<Option<Node<'a>>> {
         let key = node.key();
         let mut v = node;
-        loop {
+        for _ in 0..MAX_WALK {
             let Some(next) = self.list.next(&v)? else {
                 return Ok(None);
             };
@@ -198,6 +199,21 @@ impl<'a> VisibleIter<'a> {
                 Ordering::Equal if next.ts < v.ts => v = next,
                 _ => return Err(next.corrupted("link leads backwards (a cycle in a corrupt file)")),
             }
+        }
+        // A key overwritten many times since the last flush: one search
+        // passes over the rest of its versions, instead of a walk as long
+        // as the key's history. Entries order (key, newest first), and no
+        // commit has timestamp 0, so (key, 0) follows all of them.
+        let next = self.list.seek_ge(key, 0)?;
+        match &next {
+            Some(n) if cmp_keys(n.key(), key).is_le() => {
+                Err(n.corrupted("search leads backwards (a corrupt file)"))
+            }
+            Some(n) => {
+                n.prefetch_value();
+                Ok(next)
+            }
+            None => Ok(None),
         }
     }
 
@@ -211,7 +227,26 @@ impl<'a> VisibleIter<'a> {
         // snapshot is the visible one.
         let mut visible = (newest.ts <= self.snapshot).then_some(newest);
         let mut v = newest;
+        let mut walked = 0;
         loop {
+            walked += 1;
+            if walked > MAX_WALK {
+                // A key overwritten many times since the last flush: a
+                // search finds the visible version (an old reader's), and
+                // `next_key` passes over the rest with another.
+                let visible = match visible {
+                    Some(n) => n,
+                    None => match self.list.seek_ge(key, self.snapshot)? {
+                        Some(n) if cmp_keys(n.key(), key).is_eq() && n.ts <= self.snapshot => n,
+                        Some(n) if cmp_keys(n.key(), key).is_gt() => return Ok((None, Some(n))),
+                        Some(n) => {
+                            return Err(n.corrupted("search leads backwards (a corrupt file)"))
+                        }
+                        None => return Ok((None, None)),
+                    },
+                };
+                return Ok((Some(visible), self.next_key(visible)?));
+            }
             let Some(next) = self.list.next(&v)? else {
                 return Ok((visible, None));
             };
