@@ -194,6 +194,83 @@ fn single_key_commits(
 
 // ---- main -----------------------------------------------------------------
 
+/// Gets (in `order`) and a full scan of the database at `path`, each
+/// value copied out, best of three with the read path's checksums on and
+/// off, alternating, each on a handle opened fresh (so segment blocks
+/// start unverified).
+fn verification_cost(path: &Path, keys: &[Key], order: &[usize], what: &str) -> BenchResult {
+    let mut best = [(Duration::MAX, Duration::MAX); 2];
+    for round in 0..6 {
+        let verify = round % 2 == 0;
+        scribedb::faults::set_read_verification(verify);
+        let handle = open(path, Durability::Immediate)?;
+        let r = handle.begin_read()?;
+        // Every value is copied out, as a caller that uses it reads it:
+        // the checksum's own cost is then measured, not the cache misses
+        // of bytes nobody else would have touched.
+        let mut buf = Vec::with_capacity(VALUE_LEN);
+        let start = Instant::now();
+        for &i in order {
+            if let Some(v) = r.get(keys[i])? {
+                buf.clear();
+                buf.extend_from_slice(v);
+                black_box(&buf);
+            }
+        }
+        let gets = start.elapsed();
+        let start = Instant::now();
+        for kv in r.iter() {
+            let (_, v) = kv?;
+            buf.clear();
+            buf.extend_from_slice(v);
+            black_box(&buf);
+        }
+        let scan = start.elapsed();
+        let b = &mut best[verify as usize];
+        *b = (b.0.min(gets), b.1.min(scan));
+    }
+    scribedb::faults::set_read_verification(true);
+    let [off, on] = best;
+    let n = order.len();
+    row(
+        &format!("{what}, checksums on: point gets"),
+        per_sec(n, on.0),
+        0,
+        "gets/s",
+    );
+    row(
+        &format!("{what}, checksums off: point gets"),
+        per_sec(n, off.0),
+        0,
+        "gets/s",
+    );
+    row(
+        &format!("{what}, checksums on: full scan"),
+        per_sec(keys.len(), on.1),
+        0,
+        "keys/s",
+    );
+    row(
+        &format!("{what}, checksums off: full scan"),
+        per_sec(keys.len(), off.1),
+        0,
+        "keys/s",
+    );
+    row(
+        &format!("{what}: gets, time with checksums / without"),
+        on.0.as_secs_f64() / off.0.as_secs_f64(),
+        3,
+        "x",
+    );
+    row(
+        &format!("{what}: scan, time with checksums / without"),
+        on.1.as_secs_f64() / off.1.as_secs_f64(),
+        3,
+        "x",
+    );
+    Ok(())
+}
+
 fn main() -> BenchResult {
     let run_start = Instant::now();
     let full = std::env::args().any(|a| a == "--bench");
@@ -287,6 +364,39 @@ fn main() -> BenchResult {
                 note(&format!("only {found} of {n} keys found"));
             }
         }
+    }
+
+    // 2b. What the read path's checksums cost.
+    section("2b. read-path verification: the same gets and a full scan with checksums on and off");
+    {
+        let stats = db.stats()?;
+        note(&format!(
+            "this database: {} segments (blocks verified once per process), memtable {} MiB",
+            stats.segments,
+            stats.memtable_bytes >> 20
+        ));
+        verification_cost(&db_path, &keys, &order, "segments")?;
+        // A database small enough to stay in its memtable: values of
+        // 64 bytes or more live in the log and are checked on every read.
+        let small = (n / 5).max(1);
+        let mem_path = tmp.path().join("memtable-only");
+        {
+            let mem = open(&mem_path, Durability::None)?;
+            let mut w = mem.begin_write()?;
+            for i in 0..small {
+                w.put(keys[i], &values[i])?;
+            }
+            w.commit()?;
+            note(&format!(
+                "a second database of {} keys: {} segments, memtable {} MiB (values in the log)",
+                fmt_num(small as f64, 0),
+                mem.stats()?.segments,
+                mem.stats()?.memtable_bytes >> 20
+            ));
+        }
+        let mem_order: Vec<usize> = order.iter().copied().filter(|&i| i < small).collect();
+        verification_cost(&mem_path, &keys[..small], &mem_order, "memtable")?;
+        note("best of three runs each, alternating; each run on a handle opened fresh");
     }
 
     // 3. Read-transaction overhead.

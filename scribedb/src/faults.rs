@@ -14,8 +14,23 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+static VERIFY_READS: AtomicBool = AtomicBool::new(true);
+
+/// Turn the checksum checks of the read path (values in the log, segment
+/// blocks) off or on again, in this process: only for benchmarks that
+/// measure what the checks cost, never for real use.
+pub fn set_read_verification(on: bool) {
+    VERIFY_READS.store(on, Ordering::Relaxed);
+}
+
+/// Whether reads verify checksums (always, unless a benchmark said not).
+#[inline]
+pub(crate) fn read_verification() -> bool {
+    VERIFY_READS.load(Ordering::Relaxed)
+}
 
 /// A kind of I/O call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
