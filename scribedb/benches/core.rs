@@ -384,7 +384,7 @@ fn main() -> BenchResult {
             let mem = open(&mem_path, Durability::None)?;
             let mut w = mem.begin_write()?;
             for i in 0..small {
-                w.put(keys[i], &values[i])?;
+                w.put(keys[i], values[i])?;
             }
             w.commit()?;
             note(&format!(

@@ -41,12 +41,10 @@ impl Inner {
     /// the version store again matches the WAL. Writer role held.
     pub(crate) fn finish_dead_commit(&self) -> Result<()> {
         let hdr = |off| self.coord.hdr(off);
-        let ts = hdr(OFF_COMMIT_IN_PROGRESS).load(Ordering::Acquire);
-        if ts == 0 {
+        let marks = self.coord.commit_words();
+        let Some((ts, start, end)) = marks.unfinished() else {
             return Ok(());
-        }
-        let start = hdr(OFF_COMMIT_WAL_START).load(Ordering::Acquire);
-        let end = hdr(OFF_WAL_END).load(Ordering::Acquire);
+        };
         let view = self.current_view()?;
         let base = view.fields.active_log_base;
         let sane = start <= end
@@ -87,14 +85,12 @@ impl Inner {
             }
             // Every version of the commit is in the list now; count from
             // the base recorded when it began.
-            let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
-            hdr(OFF_VERSION_COUNT).store(base + added, Ordering::Release);
-            hdr(OFF_WRITTEN_TS).fetch_max(ts, Ordering::AcqRel);
+            marks.finished_dead(added, ts);
             self.wal.sync_and_publish(&self.coord)?;
         } else {
             self.wal.clear_partial(base, start)?;
         }
-        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+        marks.clear();
         hdr(OFF_EPOCH).fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
@@ -200,10 +196,8 @@ impl Inner {
         let arenas = hdr(OFF_ARENA_COUNT).load(Ordering::Acquire) as usize;
         view.active.reserve_for(arenas, bound)?;
 
-        hdr(OFF_COMMIT_WAL_START).store(start, Ordering::Release);
-        let versions = hdr(OFF_VERSION_COUNT).load(Ordering::Acquire);
-        hdr(OFF_COMMIT_VERSION_BASE).store(versions, Ordering::Release);
-        hdr(OFF_COMMIT_IN_PROGRESS).store(ts, Ordering::Release);
+        let marks = self.coord.commit_words();
+        let versions = marks.announce(start, ts);
         let end = match self.wal.append(
             base,
             start,
@@ -217,11 +211,11 @@ impl Inner {
             Err(e) => {
                 // Nothing reached the version store, and the append cleared
                 // what it wrote.
-                hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+                marks.clear();
                 return Err(e);
             }
         };
-        hdr(OFF_WAL_END).store(end, Ordering::Release);
+        marks.logged(end);
         logged(end);
 
         // Values long enough live only in the log: where the record puts
@@ -245,10 +239,7 @@ impl Inner {
                 why: format!("inserting its versions failed: {e}"),
             });
         }
-        let base = hdr(OFF_COMMIT_VERSION_BASE).load(Ordering::Acquire);
-        hdr(OFF_VERSION_COUNT).store(base + count, Ordering::Release);
-        hdr(OFF_WRITTEN_TS).store(ts, Ordering::Release);
-        hdr(OFF_COMMIT_IN_PROGRESS).store(0, Ordering::Release);
+        marks.written(count, ts);
         // The commit is whole; a memtable past its budget is sealed now (a
         // failure leaves it active and is retried by the next commit).
         if let Err(e) = self.seal_if_full(&view) {

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::check::CheckReport;
 use crate::coord::layout::*;
-use crate::coord::{Attach, Coord};
+use crate::coord::{protocol, Attach, Coord};
 use crate::error::{Error, IoContext, Result};
 use crate::gc::Horizon;
 use crate::hlc;
@@ -306,6 +306,9 @@ pub(crate) struct Inner {
     /// Set when a failed write leaves this handle's view uncertain.
     poison: OnceLock<String>,
     report: RecoveryReport,
+    /// Why this handle, opening alone, found the coordination file's
+    /// header damaged and rebuilt it from the durable files.
+    coord_rebuilt: Option<String>,
 }
 
 impl Database {
@@ -354,9 +357,17 @@ impl Database {
             }
         }
         crate::io::create_dir(dir)?;
-        let (coord, attach) =
-            Coord::open(&dir.join(COORD_FILE), opts.max_readers, opts.max_processes)?;
+        // A database that exists has its log: its coordination file is
+        // derived state, which an opener that is alone may replace.
+        let exists = logfiles::list(dir).is_ok_and(|files| !files.is_empty());
+        let (coord, attach) = Coord::open_derived(
+            &dir.join(COORD_FILE),
+            opts.max_readers,
+            opts.max_processes,
+            exists,
+        )?;
         let wal = Wal::open(dir, opts.memtable_size)?;
+        let mut coord_rebuilt = None;
         let (view, report) = match attach {
             Attach::Alone => {
                 // No one else is attached, so no one waits for a commit: a
@@ -364,7 +375,9 @@ impl Database {
                 coord.hdr(OFF_COMMIT_WAITERS).store(0, Ordering::Release);
                 let r = recovery::recover_alone(dir, &coord, &wal, opts.repair, opts.arena_size);
                 coord.share()?;
-                r?
+                let (view, report, rebuilt) = r?;
+                coord_rebuilt = rebuilt;
+                (view, report)
             }
             Attach::Shared => {
                 let view = View::load(dir, coord.read_view()?, opts.arena_size, None)?;
@@ -407,6 +420,7 @@ impl Database {
             writer_free: Condvar::new(),
             poison: OnceLock::new(),
             report,
+            coord_rebuilt,
         });
         let _ = inner.self_ref.set(Arc::downgrade(&inner));
         if inner.durability == Durability::Eventual {
@@ -514,6 +528,14 @@ impl Database {
     /// another handle was already attached).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
+    }
+
+    /// Why opening found the coordination file damaged (a header it could
+    /// not use, or one that disagreed with the durable files) and rebuilt
+    /// it and the memtable from the log, as after its loss; `None` if it
+    /// did not. Only an opener that is alone does this (design §3).
+    pub fn coord_rebuilt(&self) -> Option<&str> {
+        self.inner.coord_rebuilt.as_deref()
     }
 
     /// Who holds the writer role, if anyone (this or another process).
@@ -1003,11 +1025,11 @@ impl Inner {
             }
         };
         let mut snapshots = Vec::new();
-        scan(&mut snapshots);
-        self.coord
-            .hdr(OFF_GC_HORIZON)
-            .fetch_max(newest, Ordering::SeqCst);
-        scan(&mut snapshots);
+        protocol::publish_between_scans(
+            self.coord.hdr(OFF_GC_HORIZON),
+            || scan(&mut snapshots),
+            |_| newest,
+        );
         snapshots.retain(|&s| s <= newest);
         Horizon::new(snapshots, newest)
     }
@@ -1028,7 +1050,7 @@ impl Inner {
     pub fn live_views(&self) -> (u64, Vec<u64>) {
         let current = self.coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) & !1;
         let mut views = Vec::new();
-        let mut scan = || {
+        let scan = || {
             let mut floor = current;
             for r in self.coord.reader_slots() {
                 if self.owner_alive(r.owner) {
@@ -1038,11 +1060,9 @@ impl Inner {
             }
             floor
         };
-        let first = scan();
-        self.coord
-            .hdr(OFF_VIEW_FLOOR)
-            .fetch_max(first, Ordering::SeqCst);
-        let floor = first.min(scan());
+        let (first, second) =
+            protocol::publish_between_scans(self.coord.hdr(OFF_VIEW_FLOOR), scan, |&first| first);
+        let floor = first.min(second);
         views.sort_unstable();
         views.dedup();
         (floor, views)
@@ -1103,10 +1123,8 @@ impl Inner {
         // Publish the horizon, then scan again: a reader that registered
         // after the first scan either shows up in the second or sees the
         // published horizon and moves its snapshot up (see ReadTxn::begin).
-        let first = scan();
-        self.coord
-            .hdr(OFF_GC_HORIZON)
-            .fetch_max(first, Ordering::SeqCst);
-        first.min(scan())
+        let (first, second) =
+            protocol::publish_between_scans(self.coord.hdr(OFF_GC_HORIZON), scan, |&first| first);
+        first.min(second)
     }
 }

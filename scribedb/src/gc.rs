@@ -145,6 +145,12 @@ mod tests {
     }
 
     proptest! {
+        // Under Miri: a few cases, and no failure file (no file system).
+        #![proptest_config(if cfg!(miri) {
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(8) }
+        } else {
+            ProptestConfig::default()
+        })]
         /// Every snapshot in the horizon, and every one above `newest`, sees
         /// the same value after filtering.
         #[test]

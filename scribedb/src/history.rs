@@ -11,9 +11,8 @@
 //! version happens to survive yet. Flush and compaction keep every version
 //! newer than it (see `gc.rs` and `Inner::live_snapshots`).
 
-use std::sync::atomic::Ordering;
-
 use crate::coord::layout::{OFF_COMMITTED_TS, OFF_HISTORY_FLOOR};
+use crate::coord::protocol;
 use crate::db::Inner;
 use crate::entry::Kind;
 use crate::error::Result;
@@ -34,24 +33,18 @@ impl Inner {
     /// The oldest timestamp a read of the past may ask for now, published
     /// (raised) in the coordination header before it is returned.
     pub fn oldest_readable(&self, view: &View) -> u64 {
-        let committed = self.coord.hdr(OFF_COMMITTED_TS).load(Ordering::SeqCst);
         let retention = view.manifest.retention_ms;
         // The last timestamp of the millisecond `retention` before now.
         let by_time = hlc::from_millis(hlc::now_millis().saturating_sub(retention) + 1) - 1;
-        let floor = self
-            .coord
-            .hdr(OFF_HISTORY_FLOOR)
-            .load(Ordering::SeqCst)
-            .max(view.manifest.history_floor);
-        let oldest = by_time.max(floor).min(committed);
-        let before = self
-            .coord
-            .hdr(OFF_HISTORY_FLOOR)
-            .fetch_max(oldest, Ordering::SeqCst);
-        // The newest commit is always readable: a floor above it can only
-        // come from commits a rebuild dropped (never-synced ones of an
-        // `Eventual` or `None` handle), which no one can read any more.
-        oldest.max(before).min(committed)
+        // A floor above the newest commit can only come from commits a
+        // rebuild dropped (never-synced ones of an `Eventual` or `None`
+        // handle): the newest commit stays readable.
+        protocol::raise_history_floor(
+            self.coord.hdr(OFF_COMMITTED_TS),
+            self.coord.hdr(OFF_HISTORY_FLOOR),
+            by_time,
+            view.manifest.history_floor,
+        )
     }
 }
 

@@ -32,9 +32,9 @@ mod entry;
 mod error;
 #[doc(hidden)]
 pub mod faults;
+mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
-mod fork;
 mod gc;
 mod history;
 mod hlc;

@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON, OFF_VIEW_FLOOR, OFF_VIEW_SEQ};
+use crate::coord::layout::{OFF_COMMITTED_TS, OFF_GC_HORIZON};
 use crate::db::{Inner, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
 use crate::history::KeyVersion;
@@ -125,8 +125,21 @@ impl ReadTxn {
                     return Err(e);
                 }
             };
-            coord.set_reader(slot, snapshot, started, inner.pid);
-            coord.set_reader_view(slot, view.fields.seq, view.manifest.generation);
+            // A read of the past relies on the history floor, checked
+            // below, not on the horizon (`oldest_snapshot` may publish one
+            // above the floor). The view must still be the current one
+            // after the store: files it names are deleted only once retired
+            // by a later view, after which this check fails and a new view
+            // is taken.
+            let holds = coord.register_reader(
+                slot,
+                snapshot,
+                view.fields.seq,
+                view.manifest.generation,
+                started,
+                inner.pid,
+                !matches!(at, At::Past(_)),
+            );
             if let At::Past(requested) = at {
                 let oldest = inner.oldest_readable(&view);
                 if snapshot < oldest {
@@ -134,18 +147,7 @@ impl ReadTxn {
                     return Err(Error::HistoryUnavailable { requested, oldest });
                 }
             }
-            // A read of the past relies on the history floor, checked
-            // above, not on the horizon (`oldest_snapshot` may publish one
-            // above the floor).
-            let horizon_ok = matches!(at, At::Past(_))
-                || coord.hdr(OFF_GC_HORIZON).load(Ordering::SeqCst) <= snapshot;
-            // The view must still be the current one after the store: files
-            // it names are deleted only once retired by a later view, after
-            // which this check fails and a new view is taken.
-            if horizon_ok
-                && coord.hdr(OFF_VIEW_FLOOR).load(Ordering::SeqCst) <= view.fields.seq
-                && coord.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) == view.fields.seq
-            {
+            if holds {
                 return Ok(ReadTxn {
                     inner,
                     slot,
@@ -158,7 +160,8 @@ impl ReadTxn {
         Err(Error::corrupted(
             coord.path(),
             OFF_GC_HORIZON as u64,
-            "garbage-collection horizon is ahead of the committed timestamp",
+            "garbage-collection horizon is ahead of the committed timestamp; close every \
+             handle, then remove the file to rebuild it from the log",
         ))
     }
 

@@ -566,6 +566,12 @@ impl ExactSizeIterator for Merged<'_> {}
 mod tests {
     use super::*;
 
+    /// Steps of the randomised tests: fewer under Miri, which interprets
+    /// every operation.
+    const SCALE: usize = if cfg!(miri) { 100 } else { 10_000 };
+    /// Operations of one property-test case.
+    const OPS: usize = if cfg!(miri) { 60 } else { 300 };
+
     #[test]
     fn last_write_wins_and_space_is_reused() {
         let mut b = WriteBuffer::default();
@@ -866,7 +872,7 @@ mod tests {
         let mut b = WriteBuffer::default();
         let mut model = Model::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        for step in 0..10_000 {
+        for step in 0..SCALE {
             let key = if keys.is_empty() || rng.random_bool(0.7) {
                 let key = random_key(&mut rng);
                 keys.push(key.clone());
@@ -896,7 +902,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(24);
         let mut b = WriteBuffer::default();
         let mut model = Model::new();
-        for _ in 0..10_000 {
+        for _ in 0..SCALE {
             let key: [u8; 24] = rng.random();
             apply(&mut b, &mut model, &key, Some(&key[..8]));
         }
@@ -912,7 +918,7 @@ mod tests {
         let mut b = WriteBuffer::default();
         let mut model = Model::new();
         for burst in [3000, 1, 2000, 1, 500, 4000, 1, 1, 64, 1] {
-            for _ in 0..burst {
+            for _ in 0..burst * SCALE / 10_000 + 1 {
                 let key = random_key(&mut rng);
                 apply(&mut b, &mut model, &key, Some(b"v"));
             }
@@ -952,8 +958,14 @@ mod tests {
     }
 
     proptest! {
+        // Under Miri: a few cases, and no failure file (no file system).
+        #![proptest_config(if cfg!(miri) {
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(4) }
+        } else {
+            ProptestConfig::default()
+        })]
         #[test]
-        fn behaves_like_an_ordered_map(ops in prop::collection::vec(op_strategy(), 0..300)) {
+        fn behaves_like_an_ordered_map(ops in prop::collection::vec(op_strategy(), 0..OPS)) {
             let mut b = WriteBuffer::default();
             let mut model = Model::new();
             for op in &ops {

@@ -47,7 +47,11 @@ fn in_grandchild(path: &Path, db: Database, r: scribedb::ReadTxn, w: scribedb::W
     if !r.get("k").is_err_and(|e| forked(&e)) {
         return 12;
     }
-    if !r.iter().next().is_some_and(|kv| kv.is_err_and(|e| forked(&e))) {
+    if !r
+        .iter()
+        .next()
+        .is_some_and(|kv| kv.is_err_and(|e| forked(&e)))
+    {
         return 13;
     }
     if !db
@@ -71,7 +75,10 @@ fn in_grandchild(path: &Path, db: Database, r: scribedb::ReadTxn, w: scribedb::W
     else {
         return 20;
     };
-    match own.begin_read().map(|r| r.get("k").map(|v| v.map(<[u8]>::to_vec))) {
+    match own
+        .begin_read()
+        .map(|r| r.get("k").map(|v| v.map(<[u8]>::to_vec)))
+    {
         Ok(Ok(Some(v))) if v == b"1" => {}
         _ => return 21,
     }

@@ -511,53 +511,37 @@ fn names_file(e: &Error, file: &str) -> bool {
     clear && (text.contains(file) || (file == "coord" && text.contains("coordination")))
 }
 
+/// A damaged magic in a database that exists (it has a log): the file is
+/// derived state, so an opener that is alone replaces it and rebuilds from
+/// the log, saying why; the log is not changed.
 #[test]
 fn coord_bad_magic() {
     for (offset, bit) in [(0, 0), (7, 6)] {
-        let (dir, _) = small_db();
+        let (dir, expect) = small_db();
         let coord = dir.path().join("coord");
         flip(&coord, offset, bit);
-        let before = read(&coord);
         let wal = read(&dir.path().join("wal"));
-        match Database::open(dir.path()) {
-            Err(Error::BadMagic { file, kind }) => {
-                assert_eq!(file, coord);
-                assert_eq!(kind, "coordination");
-            }
-            other => panic!("byte {offset}: expected BadMagic, got {other:?}"),
-        }
-        assert!(
-            read(&coord) == before,
-            "a foreign coordination file was modified"
-        );
+        let db = Database::open(dir.path()).unwrap();
+        let why = db.coord_rebuilt().expect("the damage is reported");
+        assert!(why.contains("coordination"), "{why}");
+        assert_eq!(common::db_contents(&db), expect);
+        assert_eq!(&read(&coord)[..8], b"SCRBCOOR");
         assert!(read(&dir.path().join("wal")) == wal, "the log was modified");
     }
 }
 
 #[test]
 fn coord_unsupported_version() {
-    for version in [3u64, u64::MAX] {
+    for version in [4u64, u64::MAX] {
         let (dir, expect) = small_db();
         let coord = dir.path().join("coord");
         set_u64(&coord, 8, version);
-        let before = read(&coord);
-        match Database::open(dir.path()) {
-            Err(Error::UnsupportedVersion {
-                file,
-                found,
-                supported,
-            }) => {
-                assert_eq!(file, coord);
-                assert_eq!(found as u64, version.min(u32::MAX as u64));
-                assert_eq!(supported, 2);
-            }
-            other => panic!("version {version}: expected UnsupportedVersion, got {other:?}"),
-        }
-        assert!(read(&coord) == before, "the coordination file was modified");
-        // Put the version back: nothing else was touched.
-        set_u64(&coord, 8, 2);
+        // Alone in a database that exists: replaced and rebuilt.
         let db = Database::open(dir.path()).unwrap();
+        let why = db.coord_rebuilt().expect("the damage is reported");
+        assert!(why.contains("version"), "{why}");
         assert_eq!(common::db_contents(&db), expect);
+        assert_eq!(read(&coord)[8..16], 3u64.to_le_bytes());
     }
     // An earlier release's layout holds nothing of its own: an opener that
     // is alone replaces it and rebuilds from the log.
@@ -566,7 +550,7 @@ fn coord_unsupported_version() {
     set_u64(&coord, 8, 1);
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(common::db_contents(&db), expect);
-    assert_eq!(read(&coord)[8..16], 2u64.to_le_bytes());
+    assert_eq!(read(&coord)[8..16], 3u64.to_le_bytes());
 }
 
 fn truncate(path: &Path, len: u64) {
@@ -575,32 +559,23 @@ fn truncate(path: &Path, len: u64) {
 }
 
 /// A coordination file cut short after it was fully initialised (its magic
-/// and `READY` state intact) is damage, never the leftover of an interrupted
-/// creation: opening reports `Corrupted` and leaves it as it is.
+/// and `READY` state intact) is damage: an opener that is alone in a
+/// database that exists replaces it, rebuilds from the log and says why.
 #[test]
-fn coord_truncated_is_corrupted() {
+fn coord_truncated_is_rebuilt() {
     for len in [100u64, 4000, 4096, 5000] {
-        let (dir, _) = small_db();
+        let (dir, expect) = small_db();
         let coord = dir.path().join("coord");
         truncate(&coord, len);
-        let before = read(&coord);
-        assert_eq!(&before[..8], b"SCRBCOOR");
         let wal_before = read(&dir.path().join("wal"));
         match std::panic::catch_unwind(|| Database::open(dir.path())) {
             Err(_) => panic!("{len} bytes: open panicked"),
-            Ok(Err(Error::Corrupted { file, .. })) => assert_eq!(file, coord),
-            Ok(Err(e)) => panic!("{len} bytes: expected Corrupted, got {e:?}"),
-            Ok(Ok(db)) => panic!(
-                "{len} bytes: a truncated coordination file was silently re-created \
-                 (now {} bytes; recovery {:?})",
-                read(&coord).len(),
-                db.recovery_report()
-            ),
+            Ok(Err(e)) => panic!("{len} bytes: expected a rebuild, got {e:?}"),
+            Ok(Ok(db)) => {
+                assert!(db.coord_rebuilt().is_some(), "{len} bytes: not reported");
+                assert_eq!(common::db_contents(&db), expect, "{len} bytes");
+            }
         }
-        assert!(
-            read(&coord) == before,
-            "{len} bytes: the coordination file was modified"
-        );
         assert!(
             read(&dir.path().join("wal")) == wal_before,
             "{len} bytes: log modified"
@@ -608,7 +583,8 @@ fn coord_truncated_is_corrupted() {
     }
 }
 
-/// Out-of-range slot counts and garbage: clear errors, nothing modified.
+/// Out-of-range slot counts and garbage, alone in a database that exists:
+/// replaced and rebuilt from the log, and reported.
 #[test]
 fn coord_bad_slot_counts_or_garbage() {
     for (name, offset, value) in [
@@ -618,7 +594,7 @@ fn coord_bad_slot_counts_or_garbage() {
         ("absurd process slots", 24, Some(1 << 40)),
         ("garbage", 0, None),
     ] {
-        let (dir, _) = small_db();
+        let (dir, expect) = small_db();
         let coord = dir.path().join("coord");
         match value {
             Some(v) => set_u64(&coord, offset, v),
@@ -629,19 +605,14 @@ fn coord_bad_slot_counts_or_garbage() {
                 std::fs::write(&coord, junk).unwrap();
             }
         }
-        let before = read(&coord);
         match std::panic::catch_unwind(|| Database::open(dir.path())) {
             Err(_) => panic!("{name}: open panicked"),
-            Ok(Err(e @ Error::Corrupted { .. })) if value.is_some() => {
-                assert!(names_file(&e, "coord"), "{name}: {e}")
+            Ok(Ok(db)) => {
+                assert!(db.coord_rebuilt().is_some(), "{name}: not reported");
+                assert_eq!(common::db_contents(&db), expect, "{name}");
             }
-            Ok(Err(Error::BadMagic { file, .. })) if value.is_none() => assert_eq!(file, coord),
             Ok(other) => panic!("{name}: got {other:?}"),
         }
-        assert!(
-            read(&coord) == before,
-            "{name}: the coordination file was modified"
-        );
     }
 }
 
@@ -1121,7 +1092,9 @@ fn a_sector_lost_in_a_crash_before_later_unsynced_records_is_a_torn_tail() {
     let records = common::read_wal_records(dir.path());
     assert_eq!(records.len(), 20);
     // None of them was synced while the others were written.
-    assert!(records[11..].iter().all(|r| r.synced_mark <= records[10].offset));
+    assert!(records[11..]
+        .iter()
+        .all(|r| r.synced_mark <= records[10].offset));
     simulate_reboot(dir.path());
     let wal = dir.path().join("wal");
     let saved = std::fs::read(&wal).unwrap();
@@ -1144,7 +1117,11 @@ fn a_sector_lost_in_a_crash_before_later_unsynced_records_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = saved[..records[12].offset as usize].to_vec();
     let mark = records[10].offset + records[10].len;
-    log.extend(common::build_record(records[19].ts + 1, mark, &[(b"x", Some(b"y"))]));
+    log.extend(common::build_record(
+        records[19].ts + 1,
+        mark,
+        &[(b"x", Some(b"y"))],
+    ));
     log.resize(saved.len(), 0);
     log[sector as usize..sector as usize + 512].fill(0);
     std::fs::write(dir.path().join("wal"), &log).unwrap();

@@ -17,8 +17,10 @@
 /// `b"SCRBCOOR"`.
 pub const MAGIC: [u8; 8] = *b"SCRBCOOR";
 /// Version of this layout. Bump on any incompatible change. Version 2:
-/// the view names the log file appended to (`ACTIVE_LOG_BASE`).
-pub const FORMAT_VERSION: u64 = 2;
+/// the view names the log file appended to (`ACTIVE_LOG_BASE`). Version 3:
+/// commit notification (`COMMIT_SEQ`, `COMMIT_WAITERS`), which a process
+/// of an earlier build would not bump, leaving waiters asleep.
+pub const FORMAT_VERSION: u64 = 3;
 /// Written to `INIT_STATE` last, once the file is fully initialised.
 pub const INIT_READY: u64 = 0x5245_4144_5921; // "READY!"
 

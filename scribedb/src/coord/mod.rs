@@ -20,7 +20,10 @@
 
 pub(crate) mod layout;
 pub(crate) mod lock;
+#[cfg(all(test, loom))]
+mod models;
 mod notify;
+pub(crate) mod protocol;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Open};
 use layout::*;
 use lock::Kind;
+use protocol::{Bounds, CommitWords, ReaderWords};
 
 /// The mapped coordination file of one database handle.
 pub(crate) struct Coord {
@@ -43,6 +47,9 @@ pub(crate) struct Coord {
     /// The in-process half of `LOCK_VIEW`: a kernel lock does not exclude
     /// the threads of its own process.
     view_lock: std::sync::Mutex<()>,
+    /// Why an opener that was alone replaced a file it could not use (a
+    /// damaged header): the version store must then be rebuilt.
+    replaced: Option<String>,
 }
 
 /// Holds `LOCK_VIEW` (both halves) until dropped.
@@ -119,6 +126,20 @@ pub(crate) struct ViewFields {
 impl Coord {
     /// Open (creating if needed) the coordination file at `path`.
     pub fn open(path: &Path, max_readers: u32, max_procs: u32) -> Result<(Coord, Attach)> {
+        Self::open_derived(path, max_readers, max_procs, false)
+    }
+
+    /// [`Coord::open`] for a database that already exists (it has a log),
+    /// when `derived`: the file then holds nothing that is not in the
+    /// durable files, so an opener that is alone replaces a file it cannot
+    /// use (a damaged magic, version, size or state) with a fresh one
+    /// instead of failing, and says why in [`Coord::replaced`].
+    pub fn open_derived(
+        path: &Path,
+        max_readers: u32,
+        max_procs: u32,
+        derived: bool,
+    ) -> Result<(Coord, Attach)> {
         let file = io::open(path, Open::Create)?;
         let lock_err = |e| Error::io(format!("locking {}", path.display()), e);
         loop {
@@ -139,6 +160,27 @@ impl Coord {
                 // store rebuilt from the log.
                 ready = false;
             }
+            let mut replaced = None;
+            if attach == Attach::Alone && derived && len > 0 {
+                let unusable = match ready {
+                    true => validate(&file, path).err().map(|e| e.to_string()),
+                    false => check_foreign(&file, path, len)
+                        .err()
+                        .map(|e| e.to_string())
+                        .or_else(|| {
+                            (len >= HEADER_SIZE as u64
+                                && !older_layout(&file, path).unwrap_or(false))
+                            .then(|| format!("{}: not marked initialised", path.display()))
+                        }),
+                };
+                if let Some(why) = unusable {
+                    // Derived state, and no one else is attached: start
+                    // afresh, as if the file had been removed.
+                    io::set_len(&file, path, 0)?;
+                    replaced = Some(why);
+                    ready = false;
+                }
+            }
             if !ready {
                 if attach == Attach::Shared {
                     // The creator died before finishing; retry, possibly as creator.
@@ -146,7 +188,9 @@ impl Coord {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     continue;
                 }
-                check_foreign(&file, path, len)?;
+                if replaced.is_none() {
+                    check_foreign(&file, path, len)?;
+                }
                 initialize(&file, path, max_readers as u64, max_procs as u64)?;
             }
             let (procs, readers) = validate(&file, path)?;
@@ -161,6 +205,7 @@ impl Coord {
             if attach == Attach::Alone {
                 coord.clear_slots();
             }
+            let coord = Coord { replaced, ..coord };
             return Ok((coord, attach));
         }
     }
@@ -185,6 +230,7 @@ impl Coord {
             max_procs: procs as usize,
             max_readers: readers as usize,
             view_lock: std::sync::Mutex::new(()),
+            replaced: None,
         })
     }
 
@@ -204,6 +250,12 @@ impl Coord {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why this (alone) opener replaced the file, if it did: the header
+    /// it found was damaged.
+    pub fn replaced(&self) -> Option<&str> {
+        self.replaced.as_deref()
     }
 
     pub fn max_readers(&self) -> usize {
@@ -327,36 +379,66 @@ impl Coord {
 
     /// Claim a free reader slot for `owner`, scanning from `hint`.
     pub fn claim_reader_slot(&self, owner: u64, hint: usize) -> Option<usize> {
-        let n = self.max_readers;
-        (0..n).map(|i| (hint + i) % n).find(|&slot| {
-            let field = self.reader_field(slot, READER_OWNER);
-            // Look before writing: a failed CAS still takes the cache line.
-            field.load(Ordering::Relaxed) == 0
-                && field
-                    .compare_exchange(0, owner, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
+        protocol::claim_slot(self.max_readers, hint, owner, |slot| {
+            self.reader_field(slot, READER_OWNER)
         })
     }
 
-    /// Publish the snapshot of a claimed reader slot. Sequentially consistent
-    /// so that a following load of the GC horizon cannot be reordered before it.
-    pub fn set_reader(&self, slot: usize, snapshot: u64, started_ms: u64, pid: u64) {
+    fn reader_words(&self, slot: usize) -> ReaderWords<'_, AtomicU64> {
+        ReaderWords {
+            owner: self.reader_field(slot, READER_OWNER),
+            snapshot: self.reader_field(slot, READER_SNAPSHOT),
+            view: self.reader_field(slot, READER_VIEW),
+        }
+    }
+
+    /// Register the snapshot and view of a claimed reader slot, and check
+    /// them against the GC horizon (unless `check_horizon` is false), the
+    /// view floor and the current view: whether the registration holds
+    /// (`protocol::register`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn register_reader(
+        &self,
+        slot: usize,
+        snapshot: u64,
+        view: u64,
+        manifest: u64,
+        started_ms: u64,
+        pid: u64,
+        check_horizon: bool,
+    ) -> bool {
+        // Diagnostics only.
         self.reader_field(slot, READER_STARTED_MS)
             .store(started_ms, Ordering::Relaxed);
         self.reader_field(slot, READER_PID)
             .store(pid, Ordering::Relaxed);
-        self.reader_field(slot, READER_SNAPSHOT)
-            .store(snapshot, Ordering::SeqCst);
-    }
-
-    /// Publish the view a claimed reader slot reads. Sequentially
-    /// consistent, like `set_reader`, so that a following load of the view
-    /// floor cannot be reordered before it.
-    pub fn set_reader_view(&self, slot: usize, view: u64, manifest: u64) {
         self.reader_field(slot, READER_MANIFEST)
             .store(manifest, Ordering::Relaxed);
-        self.reader_field(slot, READER_VIEW)
-            .store(view, Ordering::SeqCst);
+        let bounds = Bounds {
+            gc_horizon: self.hdr(OFF_GC_HORIZON),
+            view_floor: self.hdr(OFF_VIEW_FLOOR),
+            view_seq: self.hdr(OFF_VIEW_SEQ),
+        };
+        protocol::register(
+            self.reader_field(slot, READER_SNAPSHOT),
+            self.reader_field(slot, READER_VIEW),
+            &bounds,
+            snapshot,
+            view,
+            check_horizon,
+        )
+    }
+
+    /// The header words of the commit protocol.
+    pub fn commit_words(&self) -> CommitWords<'_, AtomicU64> {
+        CommitWords {
+            commit_in_progress: self.hdr(OFF_COMMIT_IN_PROGRESS),
+            commit_wal_start: self.hdr(OFF_COMMIT_WAL_START),
+            commit_version_base: self.hdr(OFF_COMMIT_VERSION_BASE),
+            version_count: self.hdr(OFF_VERSION_COUNT),
+            wal_end: self.hdr(OFF_WAL_END),
+            written_ts: self.hdr(OFF_WRITTEN_TS),
+        }
     }
 
     // ---- view -------------------------------------------------------
@@ -500,30 +582,23 @@ impl Coord {
     }
 
     pub fn release_reader_slot(&self, slot: usize, owner: u64) {
-        let _ = self.reader_field(slot, READER_OWNER).compare_exchange(
-            owner,
-            0,
-            Ordering::SeqCst,
-            Ordering::Relaxed,
-        );
+        protocol::free_slot(self.reader_field(slot, READER_OWNER), owner);
     }
 
     /// Every claimed reader slot.
     pub fn reader_slots(&self) -> Vec<ReaderSlotInfo> {
         (0..self.max_readers)
             .filter_map(|slot| {
-                let owner = self.reader_field(slot, READER_OWNER).load(Ordering::SeqCst);
-                (owner != 0).then(|| ReaderSlotInfo {
+                let (owner, snapshot, view) = protocol::read_slot(&self.reader_words(slot))?;
+                Some(ReaderSlotInfo {
                     slot,
                     owner,
-                    snapshot: self
-                        .reader_field(slot, READER_SNAPSHOT)
-                        .load(Ordering::SeqCst),
+                    snapshot,
                     started_ms: self
                         .reader_field(slot, READER_STARTED_MS)
                         .load(Ordering::Relaxed),
                     pid: self.reader_field(slot, READER_PID).load(Ordering::Relaxed),
-                    view: self.reader_field(slot, READER_VIEW).load(Ordering::SeqCst),
+                    view,
                     manifest: self
                         .reader_field(slot, READER_MANIFEST)
                         .load(Ordering::Relaxed),
@@ -534,9 +609,7 @@ impl Coord {
 
     /// Free a reader slot known to belong to a dead process.
     pub fn reclaim_reader_slot(&self, slot: usize, dead_owner: u64) -> bool {
-        self.reader_field(slot, READER_OWNER)
-            .compare_exchange(dead_owner, 0, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
+        protocol::free_slot(self.reader_field(slot, READER_OWNER), dead_owner)
     }
 }
 
@@ -641,20 +714,27 @@ fn validate(file: &File, path: &Path) -> Result<(u64, u64)> {
     }
     let readers = read_u64_at(file, path, OFF_MAX_READERS)?;
     let procs = read_u64_at(file, path, OFF_MAX_PROCS)?;
+    // It holds nothing that is not in the durable files.
+    const WHAT_TO_DO: &str = "close every handle, then remove it to rebuild it from the log";
     if readers == 0 || readers > LIMIT_READERS || procs == 0 || procs > LIMIT_PROCS {
         return Err(Error::corrupted(
             path,
             OFF_MAX_READERS as u64,
-            "slot counts out of range",
+            format!("slot counts out of range; {WHAT_TO_DO}"),
         ));
     }
+    // Creation sizes the file exactly: any other length is damage (a
+    // damaged slot count would misplace every slot).
     let need = file_size(procs as usize, readers as usize) as u64;
     let len = io::len(file, path)?;
-    if len < need {
+    if len != need {
         return Err(Error::corrupted(
             path,
             len,
-            format!("coordination file truncated: {len} bytes, expected {need}"),
+            format!(
+                "coordination file of {len} bytes, expected {need} for its slot counts; \
+                 {WHAT_TO_DO}"
+            ),
         ));
     }
     Ok((procs, readers))

@@ -252,3 +252,95 @@ pub fn le_u64(buf: &[u8], off: usize) -> u64 {
     b.copy_from_slice(&buf[off..off + 8]);
     u64::from_le_bytes(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data section holding `entries` (key, ts, kind, value) end to end
+    /// after a zeroed header, as the writer lays them out.
+    fn data(entries: &[(&[u8], u64, Kind, &[u8])]) -> (Vec<u8>, Vec<u64>) {
+        let mut buf = vec![0u8; HEADER];
+        let mut offsets = Vec::new();
+        for &(key, ts, kind, value) in entries {
+            offsets.push(buf.len() as u64);
+            buf.extend_from_slice(&encode_entry_head(key, ts, kind, value));
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(value);
+            buf.resize(buf.len().next_multiple_of(8), 0);
+        }
+        (buf, offsets)
+    }
+
+    #[test]
+    fn entries_round_trip_through_span_and_decode() {
+        let path = Path::new("seg");
+        let entries: [(&[u8], u64, Kind, &[u8]); 3] = [
+            (b"a", 9, Kind::Put, b"one"),
+            (b"a", 3, Kind::Delete, b""),
+            (b"longer key", u64::MAX, Kind::Put, &[0xff; 21]),
+        ];
+        let (buf, offsets) = data(&entries);
+        let mut at = HEADER;
+        for (&(key, ts, kind, value), &off) in entries.iter().zip(&offsets) {
+            assert_eq!(off as usize, at);
+            let span = entry_span(&buf, buf.len(), off, path).unwrap();
+            let e = decode_entry(&buf, span, path).unwrap();
+            assert_eq!((e.key, e.ts, e.kind, e.value), (key, ts, kind, value));
+            assert_eq!(e.next, at + entry_size(key.len(), value.len()));
+            at = e.next;
+        }
+        assert_eq!(at, buf.len());
+    }
+
+    #[test]
+    fn entries_out_of_bounds_or_malformed_are_errors() {
+        let path = Path::new("seg");
+        let (mut buf, offsets) = data(&[(b"key", 1, Kind::Put, b"value")]);
+        let end = buf.len();
+        // Misaligned, before the data, past its end.
+        for off in [offsets[0] + 4, 0, end as u64, u64::MAX] {
+            assert!(entry_span(&buf, end, off, path).is_err(), "offset {off}");
+        }
+        // A value running past the data section.
+        assert!(entry_span(&buf, end - 8, offsets[0], path).is_err());
+        // An unknown kind; a tombstone with a value; an empty key.
+        let at = offsets[0] as usize;
+        buf[at + E_KEY_LEN + 3] = 7;
+        let span = entry_span(&buf, end, offsets[0], path).unwrap();
+        assert!(decode_entry(&buf, span, path).is_err());
+        buf[at + E_KEY_LEN + 3] = Kind::Delete as u8;
+        assert!(decode_entry(&buf, span, path).is_err());
+        let (buf, offsets) = data(&[(b"", 1, Kind::Put, b"")]);
+        let span = entry_span(&buf, buf.len(), offsets[0], path).unwrap();
+        assert!(decode_entry(&buf, span, path).is_err());
+    }
+
+    #[test]
+    fn slots_keep_their_tag_and_offset() {
+        for (key, offset) in [(&b"a"[..], HEADER as u64), (b"bb", MAX_DATA_END - 8)] {
+            let hash = hash_key(key, 0x5eed);
+            let slot = make_slot(hash, offset);
+            assert_ne!(slot, 0);
+            assert!(slot_tag_matches(slot, hash));
+            assert!(!slot_tag_matches(slot, hash ^ (1 << 63)));
+            assert_eq!(slot_offset(slot), offset);
+        }
+        assert_eq!(index_slots(0), 2);
+        assert_eq!(index_slots(3), 8);
+    }
+
+    #[test]
+    fn layout_sums_the_sections_and_refuses_overflow() {
+        let l = Layout::new(4096, 10, 16).unwrap();
+        assert_eq!(l.index_off, 4096 + 80);
+        assert_eq!(l.blocks_off, 4096 + 80 + 128);
+        assert_eq!(l.blocks, 2);
+        assert_eq!(l.footer_off, l.blocks_off + 8);
+        assert_eq!(block_table_len(3), 16);
+        assert_eq!(block_range(0, 5000), (HEADER, BLOCK));
+        assert_eq!(block_range(1, 5000), (BLOCK, 5000));
+        assert_eq!(Layout::new(u64::MAX - 8, 2, 2), None);
+        assert_eq!(Layout::new(64, u64::MAX / 4, 2), None);
+    }
+}
