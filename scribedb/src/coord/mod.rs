@@ -326,7 +326,7 @@ impl Coord {
                 let generation = self
                     .proc_field(slot, PROC_GENERATION)
                     .fetch_add(1, Ordering::SeqCst)
-                    + 1;
+                    .wrapping_add(1);
                 self.proc_field(slot, PROC_PID)
                     .store(pid, Ordering::Relaxed);
                 self.proc_field(slot, PROC_ATTACHED_MS)
@@ -518,8 +518,11 @@ impl Coord {
         let seq = self.hdr(OFF_VIEW_SEQ).load(Ordering::SeqCst) | 1;
         self.hdr(OFF_VIEW_SEQ).store(seq, Ordering::SeqCst);
         self.store_view_fields(v, OFF_MEM_GENERATION_FIELDS);
-        self.hdr(OFF_VIEW_SEQ).store(seq + 1, Ordering::SeqCst);
-        seq + 1
+        // The file is untrusted: a sequence at the end of the range wraps
+        // rather than overflowing (views compare sequences for equality).
+        let even = seq.wrapping_add(1);
+        self.hdr(OFF_VIEW_SEQ).store(even, Ordering::SeqCst);
+        even
     }
 
     /// Finish a view change whose writer died between turning the sequence
@@ -530,7 +533,7 @@ impl Coord {
         if seq % 2 == 1 {
             let next = self.view_fields(seq, OFF_VIEW_NEXT_FIELDS);
             self.store_view_fields(&next, OFF_MEM_GENERATION_FIELDS);
-            self.hdr(OFF_VIEW_SEQ).store(seq + 1, Ordering::SeqCst);
+            self.hdr(OFF_VIEW_SEQ).store(seq.wrapping_add(1), Ordering::SeqCst);
         }
     }
 
