@@ -533,7 +533,8 @@ impl Coord {
         if seq % 2 == 1 {
             let next = self.view_fields(seq, OFF_VIEW_NEXT_FIELDS);
             self.store_view_fields(&next, OFF_MEM_GENERATION_FIELDS);
-            self.hdr(OFF_VIEW_SEQ).store(seq.wrapping_add(1), Ordering::SeqCst);
+            self.hdr(OFF_VIEW_SEQ)
+                .store(seq.wrapping_add(1), Ordering::SeqCst);
         }
     }
 
