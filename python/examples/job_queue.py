@@ -80,17 +80,19 @@ def work(payload):
 
 
 def claim(db):
-    """Move the first waiting job to claimed:; returns (seq, payload), or
-    None and the snapshot in which there was none."""
+    """Move the first waiting job to claimed:; returns ((seq, payload),
+    None, False), or (None, the snapshot in which there was none, whether
+    the queue was closed in that snapshot)."""
     me = b"%d" % os.getpid()
     with db.write() as w:
         for key, payload in w.prefix(JOB):
             seq = int(key[len(JOB) :])
             w.delete(key)
             w.put(seq_key(CLAIMED, seq), me)
-            return (seq, payload), None
+            return (seq, payload), None, False
+        closed = w.get(CLOSED) is not None
         w.abort()  # nothing to write
-        return None, w.snapshot_ts
+        return None, w.snapshot_ts, closed
 
 
 def finish(db, seq, result):
@@ -108,15 +110,14 @@ def drain():
     db = _db
     done, waits = [], 0
     while True:
-        job, seen = claim(db)
+        job, seen, closed = claim(db)
         if job is not None:
             seq, payload = job
             finish(db, seq, work(payload))
             done.append(seq)
             continue
-        with db.read_at(seen) as r:
-            if r.get(CLOSED) is not None:
-                break  # closed and (as of `seen`) empty: nothing will come
+        if closed:
+            break  # closed and (in that same snapshot) empty: nothing will come
         # Sleep until some process commits after `seen`: a new job, or
         # the queue closing. The timeout only bounds a lost producer.
         db.wait_for_commit(seen, timeout=10.0)

@@ -1,7 +1,9 @@
 //! The exception classes of the package, one per error a caller can act
 //! on, all under `scribedb.Error`, and the mapping from the engine's
 //! errors to them. Each exception carries the engine's message and the
-//! error's fields as attributes.
+//! error's fields as attributes. The classes name `scribedb` as their
+//! module, which re-exports them, so that they pickle (a `multiprocessing`
+//! worker's exception travels back to its parent that way).
 
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
@@ -9,50 +11,50 @@ use pyo3::types::PyDict;
 use pyo3::{create_exception, PyErr};
 
 create_exception!(
-    _scribedb,
+    scribedb,
     Error,
     PyException,
     "Base class of every error ScribeDB raises."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     WriterBusy,
     Error,
     "Another write transaction, in this or another process, held the writer role \
      for longer than `writer_timeout`. Attribute: `holder`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     ReadersFull,
     Error,
     "Every reader slot is taken by a live read transaction. Attribute: `max`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     ProcessesFull,
     Error,
     "Every process slot is taken by an open handle. Attribute: `max`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     KeyTooLarge,
     Error,
     "The key is empty or longer than the limit. Attributes: `len`, `max`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     ValueTooLarge,
     Error,
     "The value is longer than the limit. Attributes: `len`, `max`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     Corrupted,
     Error,
     "A file is damaged. Attributes: `file`, `offset`, `what`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     WalDamaged,
     Corrupted,
     "The write-ahead log is damaged before its tail; nothing was changed. Opening \
@@ -60,34 +62,34 @@ create_exception!(
      `records_after`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     BadMagic,
     Corrupted,
     "A file is not a ScribeDB file of the kind expected. Attributes: `file`, `kind`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     UnsupportedVersion,
     Error,
     "A file has a format version this build does not read. Attributes: `file`, \
      `found`, `supported`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     NotADatabase,
     Error,
     "The path is not a database (and `create` was false, or it holds other files). \
      Attributes: `path`, `why`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     Poisoned,
     Error,
     "An earlier write failure left this handle's state uncertain: open the \
      database again. Attribute: `why`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     CommitOutcomeUnknown,
     Error,
     "The commit's log record was written but making it durable failed, so \
@@ -95,33 +97,33 @@ create_exception!(
      before retrying. Attributes: `ts`, `why`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     HistoryUnavailable,
     Error,
     "A read of the past asked for history no longer kept. Attributes: \
      `requested`, `oldest`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     InvalidOption,
     Error,
     "An option is out of range. Attributes: `option`, `why`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     IoError,
     Error,
     "The operating system refused an I/O call. Attributes: `context`, `errno`."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     Closed,
     Error,
     "The transaction or database was already closed (committed, aborted or \
      closed explicitly)."
 );
 create_exception!(
-    _scribedb,
+    scribedb,
     Forked,
     Error,
     "The handle was opened by the parent process, before a fork: open the \

@@ -349,3 +349,17 @@ def test_reopen_keeps_everything(tmp_path):
     with db.read() as r:
         assert sum(1 for _ in r) == 1000
         assert r.get(b"00999") == b"x" * (999 % 300)
+
+
+def test_exceptions_pickle_with_their_fields(db):
+    import pickle
+
+    # A multiprocessing worker's exception travels back to its parent
+    # pickled.
+    with pytest.raises(scribedb.KeyTooLarge) as e:
+        with db.write() as w:
+            w.put(b"", b"v")
+    back = pickle.loads(pickle.dumps(e.value))
+    assert type(back) is scribedb.KeyTooLarge
+    assert (back.len, back.max) == (0, scribedb.MAX_KEY_LEN)
+    assert str(back) == str(e.value)
