@@ -55,6 +55,7 @@ class RecoveryReport(TypedDict):
     torn_tail: Optional[Tuple[int, int]]
     torn_records: int
     repaired: Optional[Tuple[int, int]]
+    coord_rebuilt: Optional[str]
 
 class Stats(TypedDict):
     keys: int
@@ -238,7 +239,8 @@ class WriteTxn:
 
     @property
     def commit_ts(self) -> Optional[int]:
-        """The commit's timestamp once committed."""
+        """The commit's timestamp once committed; a transaction with no
+        writes commits nothing, and this is its snapshot timestamp."""
     @property
     def snapshot_ts(self) -> int:
         """The newest commit this transaction builds on."""

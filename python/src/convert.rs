@@ -131,5 +131,6 @@ pub fn recovery_report<'py>(
     d.set_item("torn_tail", r.torn_tail)?;
     d.set_item("torn_records", r.torn_records)?;
     d.set_item("repaired", r.repaired)?;
+    d.set_item("coord_rebuilt", r.coord_rebuilt.as_deref())?;
     Ok(d)
 }

@@ -633,7 +633,8 @@ impl WriteTxn {
     }
 
     /// Commit, with the GIL released while the log is synced; returns the
-    /// commit's timestamp (also `commit_ts` from then on).
+    /// commit's timestamp (also `commit_ts` from then on). A transaction
+    /// with no writes commits nothing and returns its snapshot timestamp.
     fn commit(&self, py: Python<'_>) -> PyResult<u64> {
         let txn = lock(&self.txn)
             .take()
@@ -651,7 +652,8 @@ impl WriteTxn {
         }
     }
 
-    /// The commit's timestamp once committed, else `None`.
+    /// The commit's timestamp once committed, else `None`; for a
+    /// transaction with no writes, its snapshot timestamp.
     #[getter]
     fn commit_ts(&self) -> Option<u64> {
         *lock(&self.commit_ts)

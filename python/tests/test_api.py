@@ -288,12 +288,40 @@ def test_stats_readers_check_compact_and_close(tmp_path):
     assert report["ok"] and report["problems"] == [] and report["segments"] >= 1
     db.sync()
     assert db.recovery_report()["torn_tail"] is None
+    assert db.recovery_report()["coord_rebuilt"] is None
     assert db.writer() is None
     with db:
         pass
     assert db.closed
     with pytest.raises(scribedb.Closed):
         db.read()
+
+
+def test_a_damaged_coordination_file_is_rebuilt_and_reported(tmp_path):
+    path = tmp_path / "db"
+    with scribedb.open(path) as db:
+        with db.write() as w:
+            w.put(b"k", b"v")
+    coord = path / "coord"
+    data = bytearray(coord.read_bytes())
+    data[0] ^= 1
+    coord.write_bytes(bytes(data))
+    with scribedb.open(path) as db:
+        why = db.recovery_report()["coord_rebuilt"]
+        assert why is not None and "coordination" in why
+        with db.read() as r:
+            assert r.get(b"k") == b"v"
+
+
+def test_a_write_block_with_no_writes_commits_nothing(db):
+    with db.write() as w:
+        w.put(b"k", b"v")
+    before = db.committed_ts
+    with db.write() as w:
+        assert w.get(b"k") == b"v"
+    assert w.commit_ts == w.snapshot_ts == before
+    assert db.committed_ts == before
+    assert db.wait_for_commit(before, timeout=0.05) is None
 
 
 def test_wait_for_commit_in_a_thread(db):

@@ -1355,3 +1355,25 @@ fn repair_opens_a_damaged_log_and_says_what_it_dropped() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_damaged_coordination_file_is_rebuilt_and_said_so() {
+    let db = TestDb::new();
+    ok([raw(b"put"), db.path.as_os_str(), raw(b"k"), raw(b"v")]);
+    // The file's magic: the next opener, alone, replaces it from the log.
+    let coord = db.path.join("coord");
+    let mut bytes = std::fs::read(&coord).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&coord, &bytes).unwrap();
+    let out = run([raw(b"get"), db.path.as_os_str(), raw(b"k")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"v");
+    assert!(
+        stderr(&out).contains("coordination file was damaged"),
+        "{}",
+        stderr(&out)
+    );
+    // Once rebuilt, nothing more is said.
+    let out = run([raw(b"get"), db.path.as_os_str(), raw(b"k")]);
+    assert_eq!(stderr(&out), "");
+}

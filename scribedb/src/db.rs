@@ -306,9 +306,6 @@ pub(crate) struct Inner {
     /// Set when a failed write leaves this handle's view uncertain.
     poison: OnceLock<String>,
     report: RecoveryReport,
-    /// Why this handle, opening alone, found the coordination file's
-    /// header damaged and rebuilt it from the durable files.
-    coord_rebuilt: Option<String>,
 }
 
 impl Database {
@@ -367,7 +364,6 @@ impl Database {
             exists,
         )?;
         let wal = Wal::open(dir, opts.memtable_size)?;
-        let mut coord_rebuilt = None;
         let (view, report) = match attach {
             Attach::Alone => {
                 // No one else is attached, so no one waits for a commit: a
@@ -375,9 +371,7 @@ impl Database {
                 coord.hdr(OFF_COMMIT_WAITERS).store(0, Ordering::Release);
                 let r = recovery::recover_alone(dir, &coord, &wal, opts.repair, opts.arena_size);
                 coord.share()?;
-                let (view, report, rebuilt) = r?;
-                coord_rebuilt = rebuilt;
-                (view, report)
+                r?
             }
             Attach::Shared => {
                 let view = View::load(dir, coord.read_view()?, opts.arena_size, None)?;
@@ -420,7 +414,6 @@ impl Database {
             writer_free: Condvar::new(),
             poison: OnceLock::new(),
             report,
-            coord_rebuilt,
         });
         let _ = inner.self_ref.set(Arc::downgrade(&inner));
         if inner.durability == Durability::Eventual {
@@ -528,14 +521,6 @@ impl Database {
     /// another handle was already attached).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
-    }
-
-    /// Why opening found the coordination file damaged (a header it could
-    /// not use, or one that disagreed with the durable files) and rebuilt
-    /// it and the memtable from the log, as after its loss; `None` if it
-    /// did not. Only an opener that is alone does this (design §3).
-    pub fn coord_rebuilt(&self) -> Option<&str> {
-        self.inner.coord_rebuilt.as_deref()
     }
 
     /// Who holds the writer role, if anyone (this or another process).

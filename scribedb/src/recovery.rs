@@ -30,16 +30,17 @@ pub(crate) fn index_seed() -> u64 {
 /// when it is known good, otherwise rebuild it from the log behind the
 /// last flush.
 ///
-/// Also returns why the coordination file's header was found damaged and
-/// rebuilt, if it was (section 3): replaced whole when it could not be
-/// used, or found inconsistent with the durable files before reuse.
+/// The report also says why the coordination file's header was found
+/// damaged and rebuilt, if it was (section 3): replaced whole when it
+/// could not be used, or found inconsistent with the durable files before
+/// reuse.
 pub(crate) fn recover_alone(
     dir: &Path,
     coord: &Coord,
     wal: &Wal,
     repair: bool,
     arena_size: usize,
-) -> Result<(View, RecoveryReport, Option<String>)> {
+) -> Result<(View, RecoveryReport)> {
     let hdr = |off| coord.hdr(off);
     let mut fields = coord.read_view()?;
     let boot = coord::boot_id();
@@ -83,7 +84,7 @@ pub(crate) fn recover_alone(
             // crashed jobs left, goes now.
             maint::remove_unnamed(dir, &view);
             wal.release_below(view.manifest.log_start, fields.active_log_base)?;
-            return Ok((view, RecoveryReport::default(), None));
+            return Ok((view, RecoveryReport::default()));
         }
     }
     // The durable end the header kept is evidence that a damaged last
@@ -201,7 +202,13 @@ pub(crate) fn recover_alone(
     let view = View::load(dir, view.fields, arena_size, Some(&view))?;
     maint::remove_unnamed(dir, &view);
     wal.release_below(log_start, active_base)?;
-    Ok((view, report, damage))
+    Ok((
+        view,
+        RecoveryReport {
+            coord_rebuilt: damage,
+            ..report
+        },
+    ))
 }
 
 /// The newest arena generation with a file in `dir` (0 if none).

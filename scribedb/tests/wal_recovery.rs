@@ -210,6 +210,7 @@ fn torn_trial(setup: &TornSetup, k: u64, fill: Fill, full_length: bool) -> Resul
         torn_tail: expect_torn,
         torn_records: 0,
         repaired: None,
+        coord_rebuilt: None,
     };
     check!(
         report == want,
@@ -522,7 +523,11 @@ fn coord_bad_magic() {
         flip(&coord, offset, bit);
         let wal = read(&dir.path().join("wal"));
         let db = Database::open(dir.path()).unwrap();
-        let why = db.coord_rebuilt().expect("the damage is reported");
+        let why = db
+            .recovery_report()
+            .coord_rebuilt
+            .as_deref()
+            .expect("the damage is reported");
         assert!(why.contains("coordination"), "{why}");
         assert_eq!(common::db_contents(&db), expect);
         assert_eq!(&read(&coord)[..8], b"SCRBCOOR");
@@ -538,7 +543,11 @@ fn coord_unsupported_version() {
         set_u64(&coord, 8, version);
         // Alone in a database that exists: replaced and rebuilt.
         let db = Database::open(dir.path()).unwrap();
-        let why = db.coord_rebuilt().expect("the damage is reported");
+        let why = db
+            .recovery_report()
+            .coord_rebuilt
+            .as_deref()
+            .expect("the damage is reported");
         assert!(why.contains("version"), "{why}");
         assert_eq!(common::db_contents(&db), expect);
         assert_eq!(read(&coord)[8..16], 3u64.to_le_bytes());
@@ -572,7 +581,10 @@ fn coord_truncated_is_rebuilt() {
             Err(_) => panic!("{len} bytes: open panicked"),
             Ok(Err(e)) => panic!("{len} bytes: expected a rebuild, got {e:?}"),
             Ok(Ok(db)) => {
-                assert!(db.coord_rebuilt().is_some(), "{len} bytes: not reported");
+                assert!(
+                    db.recovery_report().coord_rebuilt.is_some(),
+                    "{len} bytes: not reported"
+                );
                 assert_eq!(common::db_contents(&db), expect, "{len} bytes");
             }
         }
@@ -608,7 +620,10 @@ fn coord_bad_slot_counts_or_garbage() {
         match std::panic::catch_unwind(|| Database::open(dir.path())) {
             Err(_) => panic!("{name}: open panicked"),
             Ok(Ok(db)) => {
-                assert!(db.coord_rebuilt().is_some(), "{name}: not reported");
+                assert!(
+                    db.recovery_report().coord_rebuilt.is_some(),
+                    "{name}: not reported"
+                );
                 assert_eq!(common::db_contents(&db), expect, "{name}");
             }
             Ok(other) => panic!("{name}: got {other:?}"),

@@ -112,6 +112,12 @@ impl Opener {
     /// `--repair` cut), so that it is never silent.
     fn opened(&self, db: Database) -> Result<Database> {
         let report = db.recovery_report();
+        if let Some(why) = &report.coord_rebuilt {
+            eprintln!(
+                "scribe: the coordination file was damaged ({why}); it and the memtable \
+                 were rebuilt from the log"
+            );
+        }
         if let Some((at, dropped)) = report.repaired {
             eprintln!(
                 "scribe: repaired the log: cut at position {at}, dropping {dropped} intact \

@@ -54,6 +54,11 @@ pub struct RecoveryReport {
     pub torn_records: u64,
     /// Repair cut the log at damage: `(position, intact records dropped)`.
     pub repaired: Option<(u64, u64)>,
+    /// Why opening found the coordination file damaged (a header it could
+    /// not use, or one that disagreed with the durable files) and rebuilt
+    /// it and the memtable from the log, as after its loss; `None` if it
+    /// did not. Only an opener that is alone does this (design section 3).
+    pub coord_rebuilt: Option<String>,
 }
 
 /// Size of the buffer through which records are written.
