@@ -59,6 +59,7 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     retention = None,
     repair = false,
     create = true,
+    verify_every_read = false,
 ))]
 #[allow(clippy::too_many_arguments)]
 fn open(
@@ -72,11 +73,13 @@ fn open(
     retention: Option<f64>,
     repair: bool,
     create: bool,
+    verify_every_read: bool,
 ) -> PyResult<Database> {
     let mut b = scribedb::Database::builder()
         .durability(parse_durability(durability)?)
         .repair(repair)
-        .create(create);
+        .create(create)
+        .verify_every_read(verify_every_read);
     if let Some(n) = max_readers {
         b = b.max_readers(n);
     }

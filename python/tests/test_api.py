@@ -391,3 +391,27 @@ def test_exceptions_pickle_with_their_fields(db):
     assert type(back) is scribedb.KeyTooLarge
     assert (back.len, back.max) == (0, scribedb.MAX_KEY_LEN)
     assert str(back) == str(e.value)
+
+
+def test_verify_every_read_catches_a_segment_changed_in_place(tmp_path):
+    path = tmp_path / "db"
+    value = lambda i: b"value %05d " % i + b"x" * 120
+    with scribedb.open(path) as db:
+        with db.write() as w:
+            w.put_many((b"key%05d" % i, value(i)) for i in range(2000))
+        db.compact()
+    db = scribedb.open(path, verify_every_read=True)
+    r = db.read()
+    assert r.get(b"key01000") == value(1000)
+    (seg,) = [p for p in path.iterdir() if p.suffix == ".seg"]
+    data = seg.read_bytes()
+    at = data.index(b"value 01000")
+    with open(seg, "r+b") as f:
+        f.seek(at)
+        f.write(b"V")
+    with pytest.raises(scribedb.Corrupted) as e:
+        r.get(b"key01000")
+    assert seg.name in str(e.value)
+    assert r.get(b"key00000") == value(0)
+    r.close()
+    db.close()

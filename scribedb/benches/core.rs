@@ -195,15 +195,20 @@ fn single_key_commits(
 // ---- main -----------------------------------------------------------------
 
 /// Gets (in `order`) and a full scan of the database at `path`, each
-/// value copied out, best of three with the read path's checksums on and
-/// off, alternating, each on a handle opened fresh (so segment blocks
-/// start unverified).
+/// value copied out, best of three with the read path's checksums off,
+/// on (each segment block checked once per process, the default) and on
+/// at every read (`Builder::verify_every_read`), in turn, each on a handle
+/// opened fresh (so segment blocks start unverified).
 fn verification_cost(path: &Path, keys: &[Key], order: &[usize], what: &str) -> BenchResult {
-    let mut best = [(Duration::MAX, Duration::MAX); 2];
-    for round in 0..6 {
-        let verify = round % 2 == 0;
-        scribedb::faults::set_read_verification(verify);
-        let handle = open(path, Durability::Immediate)?;
+    const MODES: [&str; 3] = ["checksums off", "checked once", "every read"];
+    let mut best = [(Duration::MAX, Duration::MAX); 3];
+    for round in 0..3 * MODES.len() {
+        let mode = round % MODES.len();
+        scribedb::faults::set_read_verification(mode != 0);
+        let handle = Database::builder()
+            .durability(Durability::Immediate)
+            .verify_every_read(mode == 2)
+            .open(path)?;
         let r = handle.begin_read()?;
         // Every value is copied out, as a caller that uses it reads it:
         // the checksum's own cost is then measured, not the cache misses
@@ -226,48 +231,40 @@ fn verification_cost(path: &Path, keys: &[Key], order: &[usize], what: &str) -> 
             black_box(&buf);
         }
         let scan = start.elapsed();
-        let b = &mut best[verify as usize];
+        let b = &mut best[mode];
         *b = (b.0.min(gets), b.1.min(scan));
     }
     scribedb::faults::set_read_verification(true);
-    let [off, on] = best;
     let n = order.len();
-    row(
-        &format!("{what}, checksums on: point gets"),
-        per_sec(n, on.0),
-        0,
-        "gets/s",
-    );
-    row(
-        &format!("{what}, checksums off: point gets"),
-        per_sec(n, off.0),
-        0,
-        "gets/s",
-    );
-    row(
-        &format!("{what}, checksums on: full scan"),
-        per_sec(keys.len(), on.1),
-        0,
-        "keys/s",
-    );
-    row(
-        &format!("{what}, checksums off: full scan"),
-        per_sec(keys.len(), off.1),
-        0,
-        "keys/s",
-    );
-    row(
-        &format!("{what}: gets, time with checksums / without"),
-        on.0.as_secs_f64() / off.0.as_secs_f64(),
-        3,
-        "x",
-    );
-    row(
-        &format!("{what}: scan, time with checksums / without"),
-        on.1.as_secs_f64() / off.1.as_secs_f64(),
-        3,
-        "x",
-    );
+    for (mode, (gets, scan)) in MODES.iter().zip(best) {
+        row(
+            &format!("{what}, {mode}: point gets"),
+            per_sec(n, gets),
+            0,
+            "gets/s",
+        );
+        row(
+            &format!("{what}, {mode}: full scan"),
+            per_sec(keys.len(), scan),
+            0,
+            "keys/s",
+        );
+    }
+    let off = best[0];
+    for (mode, (gets, scan)) in MODES.iter().zip(best).skip(1) {
+        row(
+            &format!("{what}: gets, time {mode} / checksums off"),
+            gets.as_secs_f64() / off.0.as_secs_f64(),
+            3,
+            "x",
+        );
+        row(
+            &format!("{what}: scan, time {mode} / checksums off"),
+            scan.as_secs_f64() / off.1.as_secs_f64(),
+            3,
+            "x",
+        );
+    }
     Ok(())
 }
 
@@ -367,7 +364,7 @@ fn main() -> BenchResult {
     }
 
     // 2b. What the read path's checksums cost.
-    section("2b. read-path verification: the same gets and a full scan with checksums on and off");
+    section("2b. read-path verification: the same gets and a full scan with checksums off, checked once, and checked at every read");
     {
         let stats = db.stats()?;
         note(&format!(

@@ -39,7 +39,7 @@ use crate::memtable::arena::{arena_file, H_KEY_INDEX, MAX_HEIGHT};
 use crate::memtable::key_index::{KeyIndex, Probe};
 use crate::memtable::skiplist::{check_forward, HEAD};
 use crate::memtable::{Arenas, Kind, Node, SkipList};
-use crate::segment::{Segment, Version};
+use crate::segment::{Segment, Verify, Version};
 use crate::txn::ReadTxn;
 use crate::view::View;
 use crate::wal::format::{
@@ -249,7 +249,7 @@ impl<'v> Checker<'v> {
         for s in &manifest.segments {
             let path = segment_file(self.dir, s.id);
             self.report.segments += 1;
-            let seg = match Segment::open(&path) {
+            let seg = match Segment::open(&path, Verify::Once) {
                 Ok(seg) => seg,
                 Err(e) => {
                     self.note(e)?;

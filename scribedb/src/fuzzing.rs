@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::entry::Kind;
 use crate::faults::{Fault, Op, Plan};
 use crate::manifest::Manifest;
-use crate::segment::{Segment, SegmentWriter};
+use crate::segment::{Segment, SegmentWriter, Verify};
 use crate::wal::format as wal;
 use crate::{Database, Durability, Error};
 
@@ -530,7 +530,7 @@ fn segment_roundtrip(dir: &Path, data: &[u8]) {
     }
     let path = dir.join("flipped.seg");
     write_file(&path, &file);
-    let seg = match Segment::open(&path) {
+    let seg = match Segment::open(&path, Verify::Once) {
         Ok(seg) => seg,
         Err(e) => {
             assert!(flips > 0, "a segment as written does not open: {e}");
@@ -643,7 +643,7 @@ pub fn segment(data: &[u8]) {
             }
             let path = scratch.path().join("input.seg");
             write_file(&path, &bytes);
-            match Segment::open(&path) {
+            match Segment::open(&path, Verify::Once) {
                 Ok(seg) => probe_segment(&seg, &[0, 1, 1 << 20, u64::MAX]),
                 Err(e) => clear(&e),
             }

@@ -15,6 +15,7 @@ use crate::maint;
 use crate::manifest::Manifest;
 use crate::memtable::arena::MAX_ARENAS;
 use crate::memtable::{Arenas, Inserter, SkipList, SpreadEntry, StoredValue};
+use crate::segment::Verify;
 use crate::view::View;
 use crate::wal::format::{parse_header, RecordHeader, FILE_HEADER, MAX_PAYLOAD, RECORD_HEADER};
 use crate::wal::{RecoveryReport, Wal};
@@ -40,6 +41,7 @@ pub(crate) fn recover_alone(
     wal: &Wal,
     repair: bool,
     arena_size: usize,
+    verify: Verify,
 ) -> Result<(View, RecoveryReport)> {
     let hdr = |off| coord.hdr(off);
     let mut fields = coord.read_view()?;
@@ -64,7 +66,7 @@ pub(crate) fn recover_alone(
         // Same boot: the mapped files hold exactly what the last process
         // left, and an unfinished commit is completed by the next writer.
         // Arenas of another format do not open, and are rebuilt below.
-        let view = View::load(dir, fields, arena_size, None);
+        let view = View::load(dir, fields, arena_size, verify, None);
         let view = match view.ok().filter(|v| v.active.get(0).is_ok()) {
             // Checked against the durable files before anything relies
             // on it: damage found here rebuilds, as a lost file would.
@@ -199,7 +201,7 @@ pub(crate) fn recover_alone(
         runs: Vec::new(),
         manifest: Arc::new(Manifest::default()),
     };
-    let view = View::load(dir, view.fields, arena_size, Some(&view))?;
+    let view = View::load(dir, view.fields, arena_size, verify, Some(&view))?;
     maint::remove_unnamed(dir, &view);
     wal.release_below(log_start, active_base)?;
     Ok((

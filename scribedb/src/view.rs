@@ -26,7 +26,7 @@ use crate::logview::{LogFile, LogSet};
 use crate::manifest::{segment_file, Manifest};
 use crate::memtable::{Arenas, Kind, SkipList, VisibleIter};
 use crate::merge::{Ends, MergeIter, Source};
-use crate::segment::Segment;
+use crate::segment::{Segment, Verify};
 use crate::wal::format::FILE_HEADER;
 
 pub(crate) struct View {
@@ -46,6 +46,7 @@ impl View {
         dir: &Path,
         fields: ViewFields,
         arena_size: usize,
+        verify: Verify,
         prev: Option<&View>,
     ) -> Result<View> {
         let manifest = match prev {
@@ -84,7 +85,7 @@ impl View {
             let seg = match known {
                 Some(seg) => seg.clone(),
                 None => {
-                    let seg = Segment::open(&path)?;
+                    let seg = Segment::open(&path, verify)?;
                     // The file must be the one the manifest describes.
                     let m = seg.meta();
                     if m.size != s.size || m.entries != s.entries {

@@ -11,7 +11,9 @@
 //! * **with reader**: a child process has the database open and reads
 //!   every key in a loop (point reads and a scan) while the bits flip in
 //!   place under it (in every other trial in the coordination file too),
-//!   until it is told to stop.
+//!   until it is told to stop;
+//! * **every read**: the same, with a reader that checks a segment block's
+//!   checksum at every read (`Builder::verify_every_read`).
 //!
 //! The only outcomes allowed: the right data, or a clear error at open or
 //! at the read that touches the damage (it names a file of the database;
@@ -24,13 +26,15 @@
 //! printed at the end (`--nocapture`).
 //!
 //! Known limitation: reads are served from the mappings without a copy,
-//! and a segment block is checked once per process, a value kept in the
-//! log when a scan first looks at it. Bytes changed in place under a
-//! reader after that check (bits flipped with the file mapped) can reach
-//! it as a wrong answer. Those trials are counted in the table (WRONG)
-//! and fail the test only with `SCRIBEDB_SWEEP_STRICT_READER` set; every
-//! other outcome of a reader trial (a signal, a hang, an unclear error)
-//! fails it always.
+//! and by default a segment block is checked once per process. Bytes
+//! changed in place under a reader after that check (bits flipped with the
+//! file mapped) can reach it as a wrong answer. With every read checked,
+//! only a change in the moment between a read's check and the reader's
+//! use of the borrowed bytes can (the same holds for a value kept in the
+//! log, checked at every read in either mode). Those trials are counted
+//! in the table (WRONG) and fail the test only with
+//! `SCRIBEDB_SWEEP_STRICT_READER` set; every other outcome of a reader
+//! trial (a signal, a hang, an unclear error) fails it always.
 //!
 //! `SCRIBEDB_SWEEP_TRIALS` sets the trials per cell and way (default 3);
 //! `SCRIBEDB_SWEEP_SEED` replays the choice of files and bits (the timing
@@ -55,6 +59,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// The child reads the database in the directory this names.
 const CHILD_ENV: &str = "SCRIBEDB_SWEEP_CHILD_DIR";
+/// Set for a child that checks every read.
+const CHILD_EVERY_READ_ENV: &str = "SCRIBEDB_SWEEP_CHILD_EVERY_READ";
 
 /// Bytes of the coordination file's header that hold its fields
 /// (design §3: 39 little-endian `u64`s).
@@ -63,11 +69,14 @@ const HEADER_FIELDS: u64 = 312;
 const OFF_WAL_SYNCED: u64 = 104;
 
 fn open(dir: &Path) -> scribedb::Result<Database> {
+    builder().open(dir)
+}
+
+fn builder() -> scribedb::Builder {
     Database::builder()
         .durability(Durability::Immediate)
         .memtable_size(32 << 10)
         .arena_size(1 << 20)
-        .open(dir)
 }
 
 /// The commits the database is built from, in order: enough for segments
@@ -227,6 +236,7 @@ enum Way {
     SameBoot,
     Reboot,
     WithReader,
+    EveryRead,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,9 +338,14 @@ fn reader_trial(
     victim: &Path,
     flips: usize,
     coord: CoordFlips,
+    every_read: bool,
     rng: &mut impl Rng,
 ) -> (Outcome, Option<String>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if every_read {
+        command.env(CHILD_EVERY_READ_ENV, "1");
+    }
+    let mut child = command
         .args([
             "--exact",
             "sweep_child",
@@ -466,7 +481,11 @@ fn sweep_child() {
     };
     let dir = PathBuf::from(dir);
     let (model, _) = models();
-    let db = open(&dir).expect("the reader opens the database before any damage");
+    let every_read = std::env::var_os(CHILD_EVERY_READ_ENV).is_some();
+    let db = builder()
+        .verify_every_read(every_read)
+        .open(&dir)
+        .expect("the reader opens the database before any damage");
     let stop = Arc::new(AtomicBool::new(false));
     let stopper = stop.clone();
     std::thread::spawn(move || {
@@ -583,7 +602,7 @@ fn bit_flips_give_the_right_data_or_a_clear_error() {
     let mut n = 0;
     for kind in ["log", "segment", "manifest"] {
         for flips in [1usize, 8, 64] {
-            for way in [Way::SameBoot, Way::Reboot, Way::WithReader] {
+            for way in [Way::SameBoot, Way::Reboot, Way::WithReader, Way::EveryRead] {
                 for trial in 0..trials {
                     n += 1;
                     trial_started.store(epoch.elapsed().as_secs(), Ordering::SeqCst);
@@ -599,11 +618,13 @@ fn bit_flips_give_the_right_data_or_a_clear_error() {
                         (Way::Reboot, _) => CoordFlips::None,
                         (Way::SameBoot, 0) => CoordFlips::Anywhere,
                         (Way::SameBoot, _) => CoordFlips::Fields,
-                        (Way::WithReader, 0) => CoordFlips::None,
-                        (Way::WithReader, _) => CoordFlips::Anywhere,
+                        (Way::WithReader | Way::EveryRead, 0) => CoordFlips::None,
+                        (Way::WithReader | Way::EveryRead, _) => CoordFlips::Anywhere,
                     };
-                    let (outcome, problem) = if way == Way::WithReader {
-                        reader_trial(&dir, &victim, flips, coord, &mut rng)
+                    let reader = matches!(way, Way::WithReader | Way::EveryRead);
+                    let (outcome, problem) = if reader {
+                        let every_read = way == Way::EveryRead;
+                        reader_trial(&dir, &victim, flips, coord, every_read, &mut rng)
                     } else {
                         let used = used_len(&victim);
                         let flipped: Vec<u64> = (0..flips)
@@ -647,7 +668,7 @@ fn bit_flips_give_the_right_data_or_a_clear_error() {
                     row[OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap()] += 1;
                     // Known limitation (see the module doc): bytes changed in
                     // place under a reader after it checked them.
-                    let known = way == Way::WithReader && outcome == Outcome::Wrong && !strict;
+                    let known = reader && outcome == Outcome::Wrong && !strict;
                     if let Some(problem) = problem.filter(|_| !known) {
                         failures.push(format!(
                             "{kind} {flips} flips {way:?} coord {coord:?} ({}): {outcome:?}: {problem}",

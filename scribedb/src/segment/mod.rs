@@ -103,7 +103,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use reader::Segment;
+pub(crate) use reader::{Segment, Verify};
 // Part of the API even where callers never spell them out.
 #[allow(unused_imports)]
 pub(crate) use reader::{SegmentIter, Version};

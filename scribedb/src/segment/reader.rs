@@ -35,9 +35,19 @@ pub(crate) struct Segment {
     slots: usize,
     /// One bit per block (of data, offset table and index alike): its
     /// checksum has been verified in this process. Set once, never
-    /// cleared; the mapping is immutable, so a verified block stays
-    /// verified.
+    /// cleared: the file is never written again, so a verified block is
+    /// trusted from then on. Never set with `Verify::EveryRead`.
     verified: Box<[AtomicU64]>,
+    verify: Verify,
+}
+
+/// When a segment's blocks are checked against their checksums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// The first time this process reads each block.
+    Once,
+    /// At every read that touches a block.
+    EveryRead,
 }
 
 impl Segment {
@@ -46,7 +56,7 @@ impl Segment {
     /// Entries, the offset table and the index are checked block by
     /// block, the first time this process reads each block: opening never
     /// reads a section whose size grows with the number of entries.
-    pub fn open(path: &Path) -> Result<Segment> {
+    pub fn open(path: &Path, verify: Verify) -> Result<Segment> {
         let file = match crate::io::open(path, crate::io::Open::Read) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::corrupted(
@@ -216,6 +226,7 @@ impl Segment {
             verified: (0..blocks_n.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            verify,
         })
     }
 
@@ -373,13 +384,18 @@ impl Segment {
     /// offset table, its block verified. Not yet checked to be an entry:
     /// [`decode_at`](Self::decode_at) does that.
     pub(super) fn offset_of(&self, i: usize) -> Result<usize> {
+        self.offset_passing(i, &mut Passed::default())
+    }
+
+    /// [`offset_of`](Self::offset_of) for a scan; see [`Passed`].
+    fn offset_passing(&self, i: usize, passed: &mut Passed) -> Result<usize> {
         if i >= self.entries {
             return Ok(self.data_end);
         }
         // The table follows the data, 8-byte aligned like the blocks, so
         // an entry of it lies in one block.
         let at = self.data_end + 8 * i;
-        self.verify_covering(at)?;
+        self.verify_passing(at / BLOCK, passed)?;
         Ok(le_u64(&self.map, at) as usize)
     }
 
@@ -474,7 +490,12 @@ impl Segment {
                 ),
             ));
         }
-        let e = self.decode_at(self.offset_of(i)? as u64)?;
+        self.entry_passing(i, &mut Passed::default())
+    }
+
+    /// [`entry`](Self::entry) for a scan; see [`Passed`].
+    fn entry_passing(&self, i: usize, passed: &mut Passed) -> Result<Version<'_>> {
+        let e = self.decode_passing(self.offset_passing(i, passed)? as u64, passed)?;
         Ok(Version {
             key: e.key,
             ts: e.ts,
@@ -529,6 +550,7 @@ impl Segment {
             back: None,
             hash: None,
             done: false,
+            passed: Passed::default(),
         }
     }
 
@@ -582,12 +604,17 @@ impl Segment {
     /// `probe_next`).
     #[inline]
     fn decode_at(&self, offset: u64) -> Result<RawEntry<'_>> {
+        self.decode_passing(offset, &mut Passed::default())
+    }
+
+    /// [`decode_at`](Self::decode_at) for a scan, which does not check
+    /// again the blocks it has just `passed`.
+    #[inline]
+    fn decode_passing(&self, offset: u64, passed: &mut Passed) -> Result<RawEntry<'_>> {
         let span = entry_span(&self.map, self.data_end, offset, &self.path)?;
         // An entry is at least a header long, so `end > offset`.
         for b in span.offset / BLOCK..=(span.end - 1) / BLOCK {
-            if !self.is_verified(b) && crate::faults::read_verification() {
-                self.verify_block(b)?;
-            }
+            self.verify_passing(b, passed)?;
         }
         decode_entry(&self.map, span, &self.path)
     }
@@ -597,9 +624,16 @@ impl Segment {
     #[inline]
     fn verify_covering(&self, at: usize) -> Result<()> {
         debug_assert!(at < self.blocks_off);
-        let b = at / BLOCK;
-        if !self.is_verified(b) && crate::faults::read_verification() {
+        self.verify_passing(at / BLOCK, &mut Passed::default())
+    }
+
+    /// Verify block `b` unless this process has already, or the scan
+    /// that `passed` it just did.
+    #[inline]
+    fn verify_passing(&self, b: usize, passed: &mut Passed) -> Result<()> {
+        if !self.is_verified(b) && !passed.holds(b) && crate::faults::read_verification() {
             self.verify_block(b)?;
+            passed.add(b);
         }
         Ok(())
     }
@@ -624,8 +658,30 @@ impl Segment {
                 "segment block checksum mismatch",
             ));
         }
-        self.verified[b / 64].fetch_or(1 << (b % 64), Ordering::Relaxed);
+        if self.verify == Verify::Once {
+            self.verified[b / 64].fetch_or(1 << (b % 64), Ordering::Relaxed);
+        }
         Ok(())
+    }
+}
+
+/// The blocks a scan checked last. With `Verify::EveryRead` nothing is
+/// remembered per process, and a scan, which reads neighbouring entries,
+/// would check a block again for each of its entries; with this it checks
+/// a block once as it passes over it. Two, for a backward scan, which
+/// reads the offset table and the data in turn. Block numbers plus one;
+/// 0 is none.
+#[derive(Default)]
+pub(crate) struct Passed([usize; 2]);
+
+impl Passed {
+    #[inline]
+    fn holds(&self, b: usize) -> bool {
+        self.0[0] == b + 1 || self.0[1] == b + 1
+    }
+
+    fn add(&mut self, b: usize) {
+        self.0 = [b + 1, self.0[0]];
     }
 }
 
@@ -651,6 +707,7 @@ pub(crate) struct SegmentIter<'a> {
     /// The lower bound's hash, once computed for a prefetch.
     hash: Option<u64>,
     done: bool,
+    passed: Passed,
 }
 
 /// A key and its visible value, `None` for a tombstone.
@@ -709,7 +766,7 @@ impl<'a> SegmentIter<'a> {
             next = None;
             let mut off = first.next;
             while off < seg.data_end {
-                let v = seg.decode_at(off as u64)?;
+                let v = seg.decode_passing(off as u64, &mut self.passed)?;
                 if v.key != first.key {
                     next = Some(v);
                     break;
@@ -742,11 +799,11 @@ impl<'a> SegmentIter<'a> {
         // The front has consumed everything before its offset.
         let floor = self.front.unwrap_or(0);
         loop {
-            if i == 0 || seg.offset_of(i - 1)? < floor {
+            if i == 0 || seg.offset_passing(i - 1, &mut self.passed)? < floor {
                 self.back = Some(i);
                 return Ok(None);
             }
-            let last = seg.entry(i - 1)?;
+            let last = seg.entry_passing(i - 1, &mut self.passed)?;
             if !above_lower(last.key, &self.lower) {
                 self.back = Some(0);
                 return Ok(None);
@@ -755,8 +812,8 @@ impl<'a> SegmentIter<'a> {
             // still within the snapshot is the newest visible.
             let mut found = (last.ts <= self.snapshot).then_some(last);
             i -= 1;
-            while i > 0 && seg.offset_of(i - 1)? >= floor {
-                let v = seg.entry(i - 1)?;
+            while i > 0 && seg.offset_passing(i - 1, &mut self.passed)? >= floor {
+                let v = seg.entry_passing(i - 1, &mut self.passed)?;
                 if v.key != last.key {
                     break;
                 }

@@ -158,7 +158,7 @@ fn round_trip() {
     let model = random_model(&mut rng, 900, 6, 300);
     assert!(model.len() > 2000);
     let meta = write(&path, &model);
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     assert_eq!(seg.path(), path);
     assert_eq!(seg.meta(), &meta);
     assert_eq!(
@@ -250,7 +250,7 @@ fn empty_segment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.seg");
     let meta = write(&path, &Model::new());
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     assert_eq!(seg.meta(), &meta);
     assert_eq!(meta, expected_meta(&Model::new(), meta.size));
     assert_eq!(seg.len(), 0);
@@ -287,7 +287,7 @@ fn bad_order_is_an_error() {
         (2, 1, 4, 9)
     );
     assert_eq!(meta.newest_put_bytes, 2 + 1 + 1 + 1);
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     let v = seg.get(b"b", 4).unwrap().unwrap();
     assert_eq!((v.ts, v.kind), (4, Kind::Delete));
     assert!(seg.get(b"b", 3).unwrap().is_none());
@@ -420,7 +420,7 @@ fn every_damaged_byte_is_caught() {
     let good = dir.path().join("good.seg");
     let model = small_model();
     let meta = write(&good, &model);
-    check_or_corrupted(&Segment::open(&good).unwrap(), &model, &meta);
+    check_or_corrupted(&Segment::open(&good, Verify::Once).unwrap(), &model, &meta);
     let bytes = std::fs::read(&good).unwrap();
     let bad = dir.path().join("bad.seg");
     let mut opened = 0;
@@ -429,7 +429,7 @@ fn every_damaged_byte_is_caught() {
             let mut damaged = bytes.clone();
             damaged[at] ^= flip;
             std::fs::write(&bad, &damaged).unwrap();
-            match Segment::open(&bad) {
+            match Segment::open(&bad, Verify::Once) {
                 Ok(seg) => {
                     opened += 1;
                     check_or_corrupted(&seg, &model, &meta);
@@ -456,7 +456,7 @@ fn truncated_or_extended_is_corrupted() {
         let mut damaged = bytes.clone();
         damaged.resize(len, 0);
         std::fs::write(&bad, &damaged).unwrap();
-        match Segment::open(&bad) {
+        match Segment::open(&bad, Verify::Once) {
             Err(Error::Corrupted { .. }) => {}
             Err(e) => panic!("length {len}: unexpected error {e}"),
             Ok(_) => panic!("length {len}: opened"),
@@ -471,7 +471,7 @@ fn values_are_slices_of_the_mapping() {
     let mut model = Model::new();
     model.insert((b"key".to_vec(), Reverse(7)), (Kind::Put, vec![9; 100]));
     write(&path, &model);
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     let a = seg.get(b"key", 7).unwrap().unwrap().value.as_ptr();
     let b = seg.entry(0).unwrap().value.as_ptr();
     assert_eq!(a, b);
@@ -501,7 +501,7 @@ fn entries_across_blocks_round_trip() {
     let path = dir.path().join("blocks.seg");
     let model = multi_block_model();
     let meta = write(&path, &model);
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     // Twice: the second pass reads verified blocks.
     for _ in 0..2 {
         check_or_corrupted(&seg, &model, &meta);
@@ -527,7 +527,7 @@ fn a_damaged_block_fails_every_read_that_touches_it() {
     let data_end = layout.data_end as usize;
     let blocks = data_end.div_ceil(format::BLOCK);
     assert!(blocks > 8);
-    let seg_good = Segment::open(&good).unwrap();
+    let seg_good = Segment::open(&good, Verify::Once).unwrap();
     for b in [0, 1, blocks / 2, blocks - 1] {
         // Damage the block's data; the same block may also hold the start
         // of the offset table, which then fails reads through it too.
@@ -537,7 +537,7 @@ fn a_damaged_block_fails_every_read_that_touches_it() {
         damaged[(start + end) / 2] ^= 0x10;
         let bad = dir.path().join(format!("bad{b}.seg"));
         std::fs::write(&bad, &damaged).unwrap();
-        let seg = Segment::open(&bad).unwrap();
+        let seg = Segment::open(&bad, Verify::Once).unwrap();
         check_or_corrupted(&seg, &model, &meta);
         // Every entry that lies in the block fails, every time; the others
         // are read as in the intact file.
@@ -618,7 +618,7 @@ fn opening_checks_no_table_or_index_block() {
     let path = dir.path().join("big.seg");
     let model = many_entries_model();
     write(&path, &model);
-    let seg = Segment::open(&path).unwrap();
+    let seg = Segment::open(&path, Verify::Once).unwrap();
     let layout = layout_of(&std::fs::read(&path).unwrap());
     assert!(layout.blocks > 200);
     // Nothing covered by the blocks has been checked by the open.
@@ -650,7 +650,7 @@ fn a_damaged_index_block_fails_the_lookups_that_probe_it() {
     let bad = dir.path().join("bad.seg");
     std::fs::write(&bad, &damaged).unwrap();
     // The open does not read the index, so it does not see the damage.
-    let seg = Segment::open(&bad).unwrap();
+    let seg = Segment::open(&bad, Verify::Once).unwrap();
     assert_eq!(seg.meta(), &meta);
 
     // The slots a lookup of `key` probes, in the intact file: from its home
@@ -720,7 +720,7 @@ fn a_damaged_offset_table_block_fails_the_reads_through_it() {
     let (damaged, start, end) = flip_in_block(&bytes, layout.data_end, layout.index_off, 5);
     let bad = dir.path().join("bad.seg");
     std::fs::write(&bad, &damaged).unwrap();
-    let seg = Segment::open(&bad).unwrap();
+    let seg = Segment::open(&bad, Verify::Once).unwrap();
     assert_eq!(seg.meta(), &meta);
 
     // Entry `i` by index reads its offset from the table: it fails exactly
@@ -775,7 +775,7 @@ fn a_version_2_segment_is_refused() {
     let crc = crc32c::crc32c(&bytes[..format::H_CRC]);
     bytes[format::H_CRC..format::H_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    match Segment::open(&path) {
+    match Segment::open(&path, Verify::Once) {
         Err(Error::UnsupportedVersion {
             file,
             found: 2,
@@ -838,7 +838,7 @@ fn a_probe_checks_each_index_block_it_enters() {
         reseal(&mut forged);
         let path = dir.path().join(format!("forged{next}.seg"));
         std::fs::write(&path, &forged).unwrap();
-        assert!(Segment::open(&path)
+        assert!(Segment::open(&path, Verify::Once)
             .unwrap()
             .get(&key, u64::MAX)
             .unwrap()
@@ -848,11 +848,47 @@ fn a_probe_checks_each_index_block_it_enters() {
         // block it started in is intact.
         forged[index_off + 8 * next + 3] ^= 0x20;
         std::fs::write(&path, &forged).unwrap();
-        let seg = Segment::open(&path).unwrap();
+        let seg = Segment::open(&path, Verify::Once).unwrap();
         let (start, _) = format::block_range(block_of(next), layout.blocks_off as usize);
         for _ in 0..2 {
             let err = seg.get(&key, u64::MAX).map(|_| ()).unwrap_err();
             assert!(is_corruption_of(&err, &path, start), "{err}");
+        }
+    }
+}
+
+/// A block that changes in place after this process checked it: trusted
+/// with `Verify::Once` (the mapping shows the new bytes unchecked), an
+/// error at the next read with `Verify::EveryRead`.
+#[test]
+fn every_read_checks_bytes_that_changed_after_the_first_check() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    model.insert((b"key".to_vec(), Reverse(7)), (Kind::Put, vec![9; 100]));
+    for verify in [Verify::Once, Verify::EveryRead] {
+        let path = dir.path().join(format!("{verify:?}.seg"));
+        write(&path, &model);
+        let seg = Segment::open(&path, verify).unwrap();
+        let value = seg.get(b"key", 7).unwrap().unwrap().value;
+        assert_eq!(value, &[9; 100][..]);
+        let checked = seg.verified_blocks();
+        assert_eq!(checked > 0, verify == Verify::Once, "{verify:?}");
+        // Change one byte of the value in the file, under the mapping.
+        let at = seg.offset_of(0).unwrap() as u64 + 40;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let byte = std::fs::read(&path).unwrap()[at as usize..]
+            .iter()
+            .position(|&b| b == 9);
+        let at = at + byte.unwrap() as u64;
+        file.write_at(&[8], at).unwrap();
+        match (verify, seg.get(b"key", 7)) {
+            (Verify::Once, Ok(Some(v))) => assert_ne!(v.value, &[9; 100][..]),
+            (Verify::EveryRead, Err(Error::Corrupted { .. })) => {}
+            (_, other) => panic!(
+                "{verify:?}: {:?}",
+                other.map(|v| v.map(|v| v.value.to_vec()))
+            ),
         }
     }
 }
