@@ -497,7 +497,7 @@ fn visible_in(versions: &Versions, key: &[u8], snap: u64) -> Option<(u64, Option
 /// by the checksums, so every read that succeeds returns exactly what was
 /// written, and with no flip every read succeeds: a key the index finds is
 /// found by a scan, and the other way round.
-fn segment_roundtrip(dir: &Path, data: &[u8]) {
+fn segment_roundtrip(dir: &Path, data: &[u8], verify: Verify) {
     let mut input = Bytes { data };
     let count = input.byte() as usize;
     let mut versions = Versions::new();
@@ -530,7 +530,7 @@ fn segment_roundtrip(dir: &Path, data: &[u8]) {
     }
     let path = dir.join("flipped.seg");
     write_file(&path, &file);
-    let seg = match Segment::open(&path, Verify::Once) {
+    let seg = match Segment::open(&path, verify) {
         Ok(seg) => seg,
         Err(e) => {
             assert!(flips > 0, "a segment as written does not open: {e}");
@@ -631,11 +631,16 @@ fn segment_roundtrip(dir: &Path, data: &[u8]) {
 /// Mode byte `% 3`: 0, the rest is a segment file; 1, the same with its
 /// checksums recomputed; 2, the rest describes versions written with the
 /// segment writer and up to three bit flips (see `segment_roundtrip`).
+/// `/ 3` odd: the file is read with every read checked.
 pub fn segment(data: &[u8]) {
     let (mode, rest) = split_mode(data);
     let scratch = Scratch::new();
+    let verify = match mode / 3 % 2 {
+        0 => Verify::Once,
+        _ => Verify::EveryRead,
+    };
     match mode % 3 {
-        2 => segment_roundtrip(scratch.path(), rest),
+        2 => segment_roundtrip(scratch.path(), rest, verify),
         m => {
             let mut bytes = rest.to_vec();
             if m == 1 {
@@ -643,7 +648,7 @@ pub fn segment(data: &[u8]) {
             }
             let path = scratch.path().join("input.seg");
             write_file(&path, &bytes);
-            match Segment::open(&path, Verify::Once) {
+            match Segment::open(&path, verify) {
                 Ok(seg) => probe_segment(&seg, &[0, 1, 1 << 20, u64::MAX]),
                 Err(e) => clear(&e),
             }
