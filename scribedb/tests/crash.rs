@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use common::child::{max_tagged, test_command, ChildProc};
+use rand::Rng;
 use scribedb::{Database, Durability};
 
 /// Set in the environment of a child: its role.
@@ -219,145 +218,17 @@ fn child_takeover(dir: &Path) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // The parent side
 
-/// A running child, killed if still running when dropped.
-struct ChildProc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-    waited: bool,
-}
-
-impl ChildProc {
-    fn spawn(role: &str, dir: &Path, envs: &[(&str, String)]) -> ChildProc {
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args([
-            "--exact",
-            "crash_child_entry",
-            "--nocapture",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, role)
+/// Start a child in `role` on the database `dir`, with `envs` added to its
+/// environment.
+fn spawn_child(role: &str, dir: &Path, envs: &[(&str, String)]) -> ChildProc {
+    let mut cmd = test_command("crash_child_entry");
+    cmd.env(CHILD_ENV, role)
         .env(DIR_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawning the child");
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(mut line) = line else { break };
-                // The harness prints "test crash_child_entry ... " without
-                // a line break before the test's own output.
-                if let Some(i) = line.rfind(" ... ") {
-                    line.drain(..i + 5);
-                }
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        ChildProc {
-            child,
-            lines,
-            stderr,
-            waited: false,
-        }
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
     }
-
-    /// Wait for a line starting with `prefix`; the lines before it are
-    /// returned too.
-    fn wait_for(&mut self, prefix: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.starts_with(prefix);
-                    seen.push(line);
-                    if done {
-                        return Ok(seen);
-                    }
-                }
-                Err(e) => {
-                    let tail = &seen[seen.len().saturating_sub(10)..];
-                    return Err(format!("waiting for {prefix}: {e}; last output: {tail:?}"));
-                }
-            }
-        }
-    }
-
-    /// SIGKILL the child, reap it, and return the rest of its output.
-    fn kill(mut self) -> Result<Vec<String>, String> {
-        self.child.kill().map_err(|e| format!("kill: {e}"))?;
-        let status = self.child.wait().map_err(|e| format!("wait: {e}"))?;
-        self.waited = true;
-        let lines: Vec<String> = self.lines.iter().collect();
-        use std::os::unix::process::ExitStatusExt;
-        if status.signal() != Some(libc::SIGKILL) {
-            return Err(format!(
-                "child ended by itself ({status}); output {lines:?}; stderr {}",
-                self.take_stderr()
-            ));
-        }
-        Ok(lines)
-    }
-
-    /// Wait for the child to exit by itself, successfully.
-    fn finish(mut self, timeout: Duration) -> Result<Vec<String>, String> {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                return Err("child did not finish in time".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.waited = true;
-        let lines: Vec<String> = self.lines.iter().collect();
-        if !status.success() {
-            return Err(format!(
-                "child failed ({status}); output {lines:?}; stderr {}",
-                self.take_stderr()
-            ));
-        }
-        Ok(lines)
-    }
-
-    fn take_stderr(&mut self) -> String {
-        let handle = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        handle.join().unwrap_or_default()
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        if !self.waited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The largest number in the lines starting with `tag`.
-fn max_tagged(lines: &[String], tag: &str) -> Option<u64> {
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(tag)?.trim().parse().ok())
-        .max()
+    ChildProc::spawn(&mut cmd)
 }
 
 fn errors(lines: &[String]) -> Vec<&String> {
@@ -371,13 +242,9 @@ fn kills() -> usize {
         .unwrap_or(20)
 }
 
+/// A generator of the parents' random choices, seeded from `SCRIBEDB_CRASH_SEED`.
 fn seeded_rng(test: &str) -> rand::rngs::StdRng {
-    let seed = std::env::var("SCRIBEDB_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("{test}: SCRIBEDB_CRASH_SEED={seed}");
-    rand::rngs::StdRng::seed_from_u64(seed)
+    common::seeded_rng("SCRIBEDB_CRASH_SEED", test)
 }
 
 /// Reboot a copy of the log (the original stays as it is) and return the
@@ -413,7 +280,7 @@ fn sigkill_never_loses_or_tears_a_commit() {
         if rng.random_bool(0.5) {
             envs.push((HOLD_READER_ENV, "1".to_string()));
         }
-        let mut child = ChildProc::spawn("writer", &db_dir, &envs);
+        let mut child = spawn_child("writer", &db_dir, &envs);
         let mut lines = child
             .wait_for("READY", Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -510,8 +377,8 @@ fn new_writer_takes_over_from_a_killed_one() {
             (THREADS_ENV, threads.to_string()),
             (HOLD_READER_ENV, "1".to_string()),
         ];
-        let mut a = ChildProc::spawn("writer", &db_dir, &envs);
-        let a_pid = a.child.id() as u64;
+        let mut a = spawn_child("writer", &db_dir, &envs);
+        let a_pid = a.id() as u64;
         let mut lines = a
             .wait_for("READY", Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -556,7 +423,7 @@ fn new_writer_takes_over_from_a_killed_one() {
         assert!(visible >= acked, "{ctx}: holder sees {visible}");
 
         // A second process takes the writer role without waiting.
-        let b = ChildProc::spawn("takeover", &db_dir, &[]);
+        let b = spawn_child("takeover", &db_dir, &[]);
         let out = b
             .finish(Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{ctx}: takeover child: {e}"));

@@ -16,12 +16,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::child::{max_tagged, test_command, ChildProc};
 use common::{is_log_file, simulate_reboot};
 use rand::{Rng, SeedableRng};
 use scribedb::{Database, Durability, ReadTxn};
@@ -44,13 +43,9 @@ fn env_count(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A generator of the parents' random choices, seeded from `SCRIBEDB_SEG_SEED`.
 fn seeded_rng(test: &str) -> rand::rngs::StdRng {
-    let seed = std::env::var("SCRIBEDB_SEG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("{test}: SCRIBEDB_SEG_SEED={seed}");
-    rand::rngs::StdRng::seed_from_u64(seed)
+    common::seeded_rng("SCRIBEDB_SEG_SEED", test)
 }
 
 fn open_small(dir: &Path, durability: Durability, memtable: u64) -> scribedb::Result<Database> {
@@ -600,175 +595,19 @@ fn child_compactor(dir: &Path) -> Result<(), String> {
 
 // ---- the parent side ------------------------------------------------------
 
-/// A running child, killed if still running when dropped.
-struct ChildProc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-    waited: bool,
-}
-
-impl ChildProc {
-    fn spawn(role: &str, dir: &Path) -> ChildProc {
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args([
-            "--exact",
-            "segments_mp_child",
-            "--nocapture",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(ROLE_ENV, role)
+/// Start a child in `role` on the database `dir`, its stdin piped.
+fn spawn_child(role: &str, dir: &Path) -> ChildProc {
+    let mut cmd = test_command("segments_mp_child");
+    cmd.env(ROLE_ENV, role)
         .env(DIR_ENV, dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawning the child");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(mut line) = line else { break };
-                // The harness prints "test segments_mp_child ... " without
-                // a line break before the child's own output.
-                if let Some(at) = line.rfind(" ... ") {
-                    line.drain(..at + 5);
-                }
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        ChildProc {
-            child,
-            stdin,
-            lines,
-            stderr: Some(stderr),
-            waited: false,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}")
-            .and_then(|()| stdin.flush())
-            .unwrap_or_else(|e| panic!("telling the child {line:?}: {e}"));
-    }
-
-    /// The child's stderr, once it has exited.
-    fn take_stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
-
-    /// Wait for a line starting with `prefix` (the lines before it are
-    /// returned too); a line reporting a failure ends the wait with it.
-    fn wait_for(&mut self, prefix: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with("ERROR") || line.starts_with("BAD") => {
-                    return Err(format!("child reported: {line}"));
-                }
-                Ok(line) => {
-                    let done = line.starts_with(prefix);
-                    seen.push(line);
-                    if done {
-                        return Ok(seen);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let tail = &seen[seen.len().saturating_sub(10)..];
-                    return Err(format!(
-                        "timed out waiting for {prefix:?}; last output {tail:?}"
-                    ));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    self.waited = true;
-                    return Err(format!(
-                        "child exited before printing {prefix:?}; output {seen:?}; stderr {}",
-                        self.take_stderr()
-                    ));
-                }
-            }
-        }
-    }
-
-    /// SIGKILL the child, reap it, and return the rest of its output.
-    fn kill(mut self) -> Result<Vec<String>, String> {
-        use std::os::unix::process::ExitStatusExt;
-        self.child.kill().map_err(|e| format!("kill: {e}"))?;
-        let status = self.child.wait().map_err(|e| format!("wait: {e}"))?;
-        self.waited = true;
-        let lines: Vec<String> = self.lines.iter().collect();
-        if status.signal() != Some(libc::SIGKILL) {
-            return Err(format!(
-                "child ended by itself ({status}); output {lines:?}; stderr {}",
-                self.take_stderr()
-            ));
-        }
-        Ok(lines)
-    }
-
-    /// Close its stdin and wait for it to exit by itself, successfully.
-    fn finish(mut self, timeout: Duration) -> Result<Vec<String>, String> {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                return Err("child did not finish in time".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.waited = true;
-        let lines: Vec<String> = self.lines.iter().collect();
-        if !status.success() {
-            return Err(format!(
-                "child failed ({status}); output {lines:?}; stderr {}",
-                self.take_stderr()
-            ));
-        }
-        Ok(lines)
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        if !self.waited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The largest number in the lines starting with `tag`.
-fn max_tagged(lines: &[String], tag: &str) -> Option<u64> {
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(tag)?.trim().parse().ok())
-        .max()
+        .stdin(Stdio::piped());
+    ChildProc::spawn(&mut cmd)
 }
 
 /// Start a reader child on `dir` and check that its snapshot holds
 /// exactly `model`.
 fn spawn_reader(dir: &Path, model: &Map) -> ChildProc {
-    let mut child = ChildProc::spawn("reader", dir);
+    let mut child = spawn_child("reader", dir);
     let lines = child
         .wait_for("SNAP ", Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("reader child: {e}"));
@@ -976,7 +815,7 @@ fn sigkill_of_a_writer_during_flushes_and_compactions_loses_nothing() {
         // Every third writer shares the database with a handle of this
         // process, which then takes over with nothing rebuilt.
         let attached = (kill % 3 == 2).then(|| open().unwrap());
-        let mut child = ChildProc::spawn("writer", &dir);
+        let mut child = spawn_child("writer", &dir);
         child
             .wait_for("READY", Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("kill {kill}: {e}"));
@@ -1089,7 +928,7 @@ fn no_mapping_of_a_file_another_process_deleted_stays() {
     let db = populate(&dir, &mut rng, &mut model);
     // Map every file of the current view.
     assert!(db_map(&db).unwrap() == model);
-    let child = ChildProc::spawn("compactor", &dir);
+    let child = spawn_child("compactor", &dir);
     let lines = child.finish(Duration::from_secs(60)).unwrap();
     assert!(
         lines.iter().any(|l| l == "DONE"),
@@ -1123,7 +962,7 @@ fn readers_in_other_processes_see_whole_commits_while_files_go_under_them() {
     };
     commit(1);
     let mut children: Vec<ChildProc> = (0..readers)
-        .map(|_| ChildProc::spawn("round-checker", &dir))
+        .map(|_| spawn_child("round-checker", &dir))
         .collect();
     for c in &mut children {
         c.wait_for("READY", Duration::from_secs(60)).unwrap();

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: simulated reboots, copies of a
-//! database directory, and a reader for the write-ahead log's record chain.
+//! database directory, a reader for the write-ahead log's record chain, and
+//! child processes (`child`).
 
 #![allow(dead_code)]
+
+pub mod child;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,6 +33,18 @@ pub fn small(dir: &Path) -> Database {
         .arena_size(1 << 20)
         .open(dir)
         .expect("open")
+}
+
+/// A random generator seeded from the environment variable `var`, or at
+/// random; the seed is printed, with `test`, so that a run can be replayed.
+pub fn seeded_rng(var: &str, test: &str) -> rand::rngs::StdRng {
+    use rand::{Rng, SeedableRng};
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    eprintln!("{test}: {var}={seed}");
+    rand::rngs::StdRng::seed_from_u64(seed)
 }
 
 /// Take (`F_WRLCK`) or drop (`F_UNLCK`) an OFD lock on one byte of `f`,
