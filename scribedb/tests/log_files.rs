@@ -6,10 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use common::{db_contents, is_log_file, ofd, simulate_reboot, small, sparse_copy};
+use common::{
+    commit_round, commit_until_sealed, copy_crash_image, db_contents, is_log_file, ofd, open_coord,
+    simulate_reboot, small, sparse_copy,
+};
 use scribedb::{Database, Durability, Error};
 
 /// Kernel lock byte on `coord` held by the process that flushes.
@@ -34,18 +36,6 @@ fn log_files(dir: &Path) -> Vec<(u64, PathBuf)> {
         .collect();
     files.sort();
     files
-}
-
-fn commit_round(db: &Database, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, round: u32) {
-    let mut w = db.begin_write().unwrap();
-    for i in 0..20u32 {
-        let k = format!("key-{:05}", (round * 20 + i) % 700).into_bytes();
-        // Long enough to live in the log only.
-        let v = format!("{round}:{i}:{}", "x".repeat(90)).into_bytes();
-        w.put(&k, &v).unwrap();
-        model.insert(k, v);
-    }
-    w.commit().unwrap();
 }
 
 /// Wait until no memtable waits for its flush.
@@ -97,29 +87,14 @@ fn two_file_image(tmp: &Path) -> (PathBuf, BTreeMap<Vec<u8>, Vec<u8>>) {
     let image = tmp.join("image");
     std::fs::create_dir_all(&image).unwrap();
     let db = small(&dir);
-    let coord = File::options()
-        .read(true)
-        .write(true)
-        .open(dir.join("coord"))
-        .unwrap();
+    let coord = open_coord(&dir);
     ofd(&coord, LOCK_MAINT, libc::F_WRLCK);
     let mut model = BTreeMap::new();
-    let mut round = 0;
-    while !db.stats().unwrap().sealed_memtable {
+    let sealed = commit_until_sealed(&db, &mut model);
+    for round in sealed..sealed + 5 {
         commit_round(&db, &mut model, round);
-        round += 1;
-        assert!(round < 10_000, "the memtable never sealed");
     }
-    for _ in 0..5 {
-        commit_round(&db, &mut model, round);
-        round += 1;
-    }
-    for e in std::fs::read_dir(&dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if is_log_file(&name) || name.starts_with("manifest-") || name.starts_with("seg-") {
-            sparse_copy(&e.path(), &image.join(&name), None);
-        }
-    }
+    copy_crash_image(&dir, &image);
     ofd(&coord, LOCK_MAINT, libc::F_UNLCK);
     drop(db);
     assert_eq!(log_files(&image).len(), 2, "{:?}", log_files(&image));

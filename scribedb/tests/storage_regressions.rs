@@ -8,11 +8,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{db_contents, ofd, patch, read_wal_records, simulate_reboot, small, sparse_copy};
+use common::{
+    commit_until_sealed, copy_crash_image, db_contents, ofd, open_coord, patch, read_wal_records,
+    simulate_reboot, small, sparse_copy,
+};
 use scribedb::{Database, Durability};
 
 /// Header offsets of the coordination file (docs/design.md section 3).
@@ -130,27 +132,11 @@ fn an_unpublished_manifest_goes_before_its_segment_names_are_reused() {
     let image = tmp.path().join("image");
     std::fs::create_dir_all(&image).unwrap();
     let db = small(&dir);
-    let coord = File::options()
-        .read(true)
-        .write(true)
-        .open(dir.join("coord"))
-        .unwrap();
+    let coord = open_coord(&dir);
     // Keep the maintenance thread from flushing until we say so.
     ofd(&coord, LOCK_MAINT, libc::F_WRLCK);
     let mut model = BTreeMap::new();
-    let mut round = 0u32;
-    while !db.stats().unwrap().sealed_memtable {
-        let mut w = db.begin_write().unwrap();
-        for i in 0..20u32 {
-            let k = format!("key-{:05}", (round * 20 + i) % 700).into_bytes();
-            let v = format!("{round}:{i}:{}", "x".repeat(90)).into_bytes();
-            w.put(&k, &v).unwrap();
-            model.insert(k, v);
-        }
-        w.commit().unwrap();
-        round += 1;
-        assert!(round < 10_000, "the memtable never sealed");
-    }
+    commit_until_sealed(&db, &mut model);
     // Let the flush run, but stop it at publish_manifest (it needs LOCK_VIEW).
     ofd(&coord, LOCK_VIEW, libc::F_WRLCK);
     ofd(&coord, LOCK_MAINT, libc::F_UNLCK);
@@ -170,12 +156,7 @@ fn an_unpublished_manifest_goes_before_its_segment_names_are_reused() {
         "not published yet"
     );
     // The crash image: what is on disk if the flushing process dies now.
-    for e in std::fs::read_dir(&dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if common::is_log_file(&name) || name.starts_with("manifest-") || name.starts_with("seg-") {
-            sparse_copy(&e.path(), &image.join(&name), None);
-        }
-    }
+    copy_crash_image(&dir, &image);
     ofd(&coord, LOCK_VIEW, libc::F_UNLCK);
     drop(db);
     // The image as it is, rebooted: the unpublished manifest and its
@@ -381,11 +362,7 @@ fn stalls_behind_a_slow_flush_are_counted_for_every_handle() {
     let dir = tmp.path().join("db");
     let db = small(&dir);
     let observer = small(&dir);
-    let coord = File::options()
-        .read(true)
-        .write(true)
-        .open(dir.join("coord"))
-        .unwrap();
+    let coord = open_coord(&dir);
     // No flush can run while this is held, as if the maintainer were slow.
     ofd(&coord, LOCK_MAINT, libc::F_WRLCK);
     let release = std::thread::spawn(move || {

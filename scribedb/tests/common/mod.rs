@@ -63,6 +63,52 @@ pub fn ofd(f: &File, byte: i64, kind: libc::c_int) {
     assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
 }
 
+/// The coordination file of `dir`, open for reading and writing (to take
+/// the engine's kernel locks on it).
+pub fn open_coord(dir: &Path) -> File {
+    File::options()
+        .read(true)
+        .write(true)
+        .open(dir.join("coord"))
+        .expect("opening the coordination file")
+}
+
+/// Commit round `round` of 20 writes (keys `key-00000` to `key-00699` in
+/// turn), with values long enough to live in the log only; `model` follows.
+pub fn commit_round(db: &Database, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, round: u32) {
+    let mut w = db.begin_write().unwrap();
+    for i in 0..20u32 {
+        let k = format!("key-{:05}", (round * 20 + i) % 700).into_bytes();
+        let v = format!("{round}:{i}:{}", "x".repeat(90)).into_bytes();
+        w.put(&k, &v).unwrap();
+        model.insert(k, v);
+    }
+    w.commit().unwrap();
+}
+
+/// Commit rounds (`commit_round`) from 0 until the memtable is sealed;
+/// returns the number of rounds.
+pub fn commit_until_sealed(db: &Database, model: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> u32 {
+    let mut round = 0;
+    while !db.stats().unwrap().sealed_memtable {
+        commit_round(db, model, round);
+        round += 1;
+        assert!(round < 10_000, "the memtable never sealed");
+    }
+    round
+}
+
+/// Copy the files of `dir` that a crash leaves behind (the log files,
+/// manifests and segments) into the directory `image`.
+pub fn copy_crash_image(dir: &Path, image: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_log_file(&name) || name.starts_with("manifest-") || name.starts_with("seg-") {
+            sparse_copy(&e.path(), &image.join(&name), None);
+        }
+    }
+}
+
 /// Whether `name` is one of the log's files: `wal`, or `wal-` and the
 /// 16 hex digits of its base position.
 #[allow(dead_code)]
