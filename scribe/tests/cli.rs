@@ -89,6 +89,29 @@ where
     out.stdout
 }
 
+/// Run with `stdin` as standard input, expect exit code 2 (an error),
+/// return stderr.
+fn fails_with_input<I, S>(args: I, stdin: &[u8]) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = run_with_input(&args, stdin);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "scribe {args:?}: {err}");
+    err
+}
+
+/// Run, expect exit code 2 (an error), return stderr.
+fn fails<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    fails_with_input(args, b"")
+}
+
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap()
 }
@@ -175,13 +198,8 @@ fn raw_and_escaped_byte_arguments() {
         b"a\tb\\c\0"
     );
 
-    let out = run([raw(b"-e"), raw(b"get"), p, raw(b"bad\\q")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("scribe: bad key: unknown escape"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails([raw(b"-e"), raw(b"get"), p, raw(b"bad\\q")]);
+    assert!(err.starts_with("scribe: bad key: unknown escape"), "{err}");
 }
 
 #[test]
@@ -193,13 +211,8 @@ fn errors_exit_2_and_reading_never_creates_a_database() {
         if matches!(cmd, "get" | "del") {
             args.push(OsStr::new("k"));
         }
-        let out = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{cmd}");
-        assert!(
-            stderr(&out).contains("no such database directory"),
-            "{cmd}: {}",
-            stderr(&out)
-        );
+        let err = fails(&args);
+        assert!(err.contains("no such database directory"), "{cmd}: {err}");
     }
     assert!(!missing.exists());
 
@@ -207,13 +220,8 @@ fn errors_exit_2_and_reading_never_creates_a_database() {
     let other = db.sibling("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "mine").unwrap();
-    let out = run(["stat", other.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("not a ScribeDB database"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails(["stat", other.to_str().unwrap()]);
+    assert!(err.contains("not a ScribeDB database"), "{err}");
     let names: Vec<_> = std::fs::read_dir(&other)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -223,13 +231,8 @@ fn errors_exit_2_and_reading_never_creates_a_database() {
     let p = db.path.to_str().unwrap();
     ok(["put", p, "k", "v"]);
     // An empty key is refused by the database, with its reason.
-    let out = run(["put", p, "", "v"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("scribe: key of 0 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails(["put", p, "", "v"]);
+    assert!(err.starts_with("scribe: key of 0 bytes"), "{err}");
     // Usage errors are exit 2 as well.
     for args in [
         vec!["scan", p, "--limit", "many"],
@@ -237,7 +240,7 @@ fn errors_exit_2_and_reading_never_creates_a_database() {
         vec!["load", p, "-", "--batch", "0"],
         vec!["frobnicate", p],
     ] {
-        assert_eq!(run(&args).status.code(), Some(2), "{args:?}");
+        fails(&args);
     }
 }
 
@@ -505,9 +508,7 @@ fn load_reports_the_bad_line_and_loads_nothing() {
     ];
     for (bad, expected) in cases {
         let input = format!("{good}{bad}\n{good}");
-        let out = run_with_input(["load", p, "-"], input.as_bytes());
-        assert_eq!(out.status.code(), Some(2), "{bad}");
-        let err = stderr(&out);
+        let err = fails_with_input(["load", p, "-"], input.as_bytes());
         assert!(
             err.starts_with(&format!("scribe: {expected}")),
             "{bad}: {err}"
@@ -517,13 +518,8 @@ fn load_reports_the_bad_line_and_loads_nothing() {
     // Invalid UTF-8 in the stream is an error too, not a panic.
     let mut input = good.clone().into_bytes();
     input.extend_from_slice(b"{\"key\":\"\xff\",\"value\":\"\"}\n");
-    let out = run_with_input(["load", p, "-"], &input);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("scribe: line 4: bad record"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails_with_input(["load", p, "-"], &input);
+    assert!(err.starts_with("scribe: line 4: bad record"), "{err}");
     assert_eq!(
         contents(&db.path),
         BTreeMap::from([(b"before".to_vec(), b"1".to_vec())])
@@ -531,22 +527,15 @@ fn load_reports_the_bad_line_and_loads_nothing() {
 
     // In batches, the batches before the bad line stay committed.
     let input = format!("{good}oops\n");
-    let out = run_with_input(["load", p, "-", "--batch", "2"], input.as_bytes());
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        stderr(&out),
+        fails_with_input(["load", p, "-", "--batch", "2"], input.as_bytes()),
         "scribe: line 4: bad record at column 1: expected value; \
          the 2 records before it were already committed\n"
     );
     assert_eq!(contents(&db.path).len(), 3);
 
-    let out = run(["load", p, db.sibling("no-such-file").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no-such-file: No such file"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails(["load", p, db.sibling("no-such-file").to_str().unwrap()]);
+    assert!(err.contains("no-such-file: No such file"), "{err}");
 }
 
 #[test]
@@ -941,16 +930,11 @@ fn stat_shows_memtable_segments_log_and_space() {
 fn compact_of_a_missing_database_fails() {
     let db = TestDb::new();
     let missing = db.sibling("missing");
-    let out = run(["compact", missing.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no such database directory"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails(["compact", missing.to_str().unwrap()]);
+    assert!(err.contains("no such database directory"), "{err}");
     assert!(!missing.exists(), "compact must not create a database");
     // Nor is a usage error a success.
-    assert_eq!(run(["compact"]).status.code(), Some(2));
+    fails(["compact"]);
 }
 
 #[test]
@@ -1069,13 +1053,8 @@ fn as_of_reads_the_past_within_the_retention_window() {
     );
 
     // Before the window was set there is no history, however long it is.
-    let out = run(["get", p, "k", "--as-of", "1h"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("retention window 1h"),
-        "{}",
-        stderr(&out)
-    );
+    let err = fails(["get", p, "k", "--as-of", "1h"]);
+    assert!(err.contains("retention window 1h"), "{err}");
 }
 
 #[test]
@@ -1120,9 +1099,8 @@ fn as_of_without_retention_fails_clearly() {
         "-1",
         "99999999999999999999",
     ] {
-        let out = run(["get", p, "k", &format!("--as-of={bad}")]);
-        assert_eq!(out.status.code(), Some(2), "{bad}");
-        assert!(stderr(&out).contains("--as-of"), "{bad}: {}", stderr(&out));
+        let err = fails(["get", p, "k", &format!("--as-of={bad}")]);
+        assert!(err.contains("--as-of"), "{bad}: {err}");
     }
     let help = text(ok(["get", "--help"]));
     assert!(
@@ -1136,8 +1114,7 @@ fn retention_prints_and_sets_the_stored_window() {
     let db = TestDb::new();
     let p = db.path.to_str().unwrap();
     let missing = db.sibling("missing");
-    let out = run(["retention", missing.to_str().unwrap(), "1h"]);
-    assert_eq!(out.status.code(), Some(2));
+    fails(["retention", missing.to_str().unwrap(), "1h"]);
     assert!(!missing.exists(), "retention must not create a database");
 
     ok(["put", p, "k", "v"]);
@@ -1166,12 +1143,10 @@ fn retention_prints_and_sets_the_stored_window() {
     ok(["retention", p, "0"]);
     assert_eq!(text(ok(["retention", p])), "0\n");
     for bad in ["soon", "1500us", "-1h"] {
-        let out = run(["retention", p, "--", bad]);
-        assert_eq!(out.status.code(), Some(2), "{bad}");
+        fails(["retention", p, "--", bad]);
     }
-    let out = run(["retention", p, "200years"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("retention"), "{}", stderr(&out));
+    let err = fails(["retention", p, "200years"]);
+    assert!(err.contains("retention"), "{err}");
     assert_eq!(text(ok(["retention", p])), "0\n");
 }
 
@@ -1290,9 +1265,8 @@ fn put_refuses_a_directory_of_other_files_unless_asked() {
     let db = TestDb::new();
     std::fs::create_dir_all(&db.path).unwrap();
     std::fs::write(db.path.join("notes.txt"), b"mine").unwrap();
-    let out = run([raw(b"put"), db.path.as_os_str(), raw(b"k"), raw(b"v")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--create"), "{}", stderr(&out));
+    let err = fails([raw(b"put"), db.path.as_os_str(), raw(b"k"), raw(b"v")]);
+    assert!(err.contains("--create"), "{err}");
     let names: Vec<_> = std::fs::read_dir(&db.path).unwrap().flatten().collect();
     assert_eq!(names.len(), 1, "nothing was created beside the file");
     // Asked for, it goes ahead; and an existing database needs no flag.
@@ -1339,9 +1313,8 @@ fn repair_opens_a_damaged_log_and_says_what_it_dropped() {
             std::fs::remove_file(e.path()).unwrap();
         }
     }
-    let out = run([raw(b"get"), db.path.as_os_str(), raw(b"k2")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("repair"), "{}", stderr(&out));
+    let err = fails([raw(b"get"), db.path.as_os_str(), raw(b"k2")]);
+    assert!(err.contains("repair"), "{err}");
     let out = run([
         raw(b"--repair"),
         raw(b"get"),
