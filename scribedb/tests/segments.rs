@@ -9,17 +9,19 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{contents, db_contents, simulate_reboot};
+use common::{contents, db_contents, simulate_reboot, small};
 use rand::{Rng, SeedableRng};
-use scribedb::{Database, Durability};
+use scribedb::{Database, Durability, WriteTxn};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
-fn open_small(path: &Path) -> Database {
+/// A database with a memtable budget of `memtable` bytes and arenas of
+/// `arena` bytes; commits are not synced.
+fn open_sized(path: &Path, memtable: u64, arena: usize) -> Database {
     Database::builder()
         .durability(Durability::None)
-        .memtable_size(32 << 10)
-        .arena_size(1 << 20)
+        .memtable_size(memtable)
+        .arena_size(arena)
         .open(path)
         .expect("open")
 }
@@ -54,6 +56,37 @@ fn key(i: u32) -> Vec<u8> {
     format!("key-{i:06}").into_bytes()
 }
 
+/// Delete a random one of the first `keys` keys (with probability
+/// `p_delete`) or give it a new value of round `round`, in `w` and `model`.
+fn random_write(
+    w: &mut WriteTxn,
+    model: &mut Model,
+    rng: &mut impl Rng,
+    keys: u32,
+    p_delete: f64,
+    round: u32,
+) {
+    let i = rng.random_range(0..keys);
+    if rng.random_bool(p_delete) {
+        w.delete(key(i)).unwrap();
+        model.remove(&key(i));
+    } else {
+        let v = value(rng, i, round);
+        w.put(key(i), &v).unwrap();
+        model.insert(key(i), v);
+    }
+}
+
+/// Compact, then reboot and reopen: the database holds `model` throughout.
+fn compact_and_reboot(db: Database, path: &Path, model: &Model) {
+    db.compact().unwrap();
+    assert!(db_contents(&db) == *model, "after the compaction");
+    drop(db);
+    simulate_reboot(path);
+    let db = small(path);
+    assert!(db_contents(&db) == *model, "after the reboot");
+}
+
 fn value(rng: &mut impl Rng, i: u32, round: u32) -> Vec<u8> {
     // Short values live in the arenas, long ones in the log until a flush.
     let len = if rng.random_bool(0.5) {
@@ -85,21 +118,13 @@ fn model_with_flushes_compactions_snapshots_and_reboots() {
     let path = tmp.path();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut model = Model::new();
-    let mut db = open_small(path);
+    let mut db = small(path);
     // Snapshots held across flushes and compactions, with what they saw.
     let mut held: Vec<(scribedb::ReadTxn, Model)> = Vec::new();
     for round in 0..rounds {
         let mut w = db.begin_write().unwrap();
         for _ in 0..rng.random_range(1..120) {
-            let i = rng.random_range(0..600);
-            if rng.random_bool(0.2) {
-                w.delete(key(i)).unwrap();
-                model.remove(&key(i));
-            } else {
-                let v = value(&mut rng, i, round);
-                w.put(key(i), &v).unwrap();
-                model.insert(key(i), v);
-            }
+            random_write(&mut w, &mut model, &mut rng, 600, 0.2, round);
         }
         // The writer reads its own writes over every source.
         assert_eq!(
@@ -153,12 +178,12 @@ fn model_with_flushes_compactions_snapshots_and_reboots() {
             }
             1 if held.is_empty() => {
                 drop(db);
-                db = open_small(path);
+                db = small(path);
             }
             2 if held.is_empty() => {
                 drop(db);
                 simulate_reboot(path);
-                db = open_small(path);
+                db = small(path);
                 let report = db.recovery_report();
                 // Only the log since the last flush is replayed.
                 assert!(report.records <= 400, "replayed {} records", report.records);
@@ -175,12 +200,7 @@ fn model_with_flushes_compactions_snapshots_and_reboots() {
         s.manifest_generation
     );
     assert!(s.log_start > 64, "the log was cut");
-    db.compact().unwrap();
-    assert!(db_contents(&db) == model);
-    drop(db);
-    simulate_reboot(path);
-    let db = open_small(path);
-    assert!(db_contents(&db) == model, "after the last reboot");
+    compact_and_reboot(db, path, &model);
 }
 
 #[test]
@@ -190,12 +210,7 @@ fn overwrite_churn_stays_in_bounded_space() {
     let budget = 1u64 << 20;
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
-    let db = Database::builder()
-        .durability(Durability::None)
-        .memtable_size(budget)
-        .arena_size(4 << 20)
-        .open(path)
-        .unwrap();
+    let db = open_sized(path, budget, 4 << 20);
     let mut model = Model::new();
     let mut done = 0u32;
     let mut reader = None;
@@ -247,12 +262,7 @@ fn overwrite_churn_stays_in_bounded_space() {
 fn deleting_everything_and_compacting_returns_the_space() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
-    let db = Database::builder()
-        .durability(Durability::None)
-        .memtable_size(256 << 10)
-        .arena_size(2 << 20)
-        .open(path)
-        .unwrap();
+    let db = open_sized(path, 256 << 10, 2 << 20);
     let empty = disk_use(path);
     for chunk in 0..20u32 {
         let mut w = db.begin_write().unwrap();
@@ -300,8 +310,8 @@ fn deleting_everything_and_compacting_returns_the_space() {
 fn a_reader_in_another_handle_keeps_its_snapshot_through_compactions() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
-    let writer = open_small(path);
-    let reader_db = open_small(path);
+    let writer = small(path);
+    let reader_db = small(path);
     let mut w = writer.begin_write().unwrap();
     for i in 0..500 {
         w.put(key(i), format!("first-{i}")).unwrap();
@@ -344,27 +354,14 @@ fn deeper_levels_keep_every_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path();
     // Level 1 is 1 MiB here, level 2 10 MiB.
-    let db = Database::builder()
-        .durability(Durability::None)
-        .memtable_size(64 << 10)
-        .arena_size(1 << 20)
-        .open(path)
-        .unwrap();
+    let db = open_sized(path, 64 << 10, 1 << 20);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed() + 1);
     let mut model = Model::new();
     let mut deepest = 0;
     for round in 0..(keys / 400) {
         let mut w = db.begin_write().unwrap();
         for _ in 0..400 {
-            let i = rng.random_range(0..keys);
-            if rng.random_bool(0.1) {
-                w.delete(key(i)).unwrap();
-                model.remove(&key(i));
-            } else {
-                let v = value(&mut rng, i, round);
-                w.put(key(i), &v).unwrap();
-                model.insert(key(i), v);
-            }
+            random_write(&mut w, &mut model, &mut rng, keys, 0.1, round);
         }
         w.commit().unwrap();
         deepest = deepest.max(db.stats().unwrap().level_bytes.len());
@@ -387,10 +384,5 @@ fn deeper_levels_keep_every_answer() {
     let rev: Vec<Vec<u8>> = r.iter().rev().map(|kv| kv.unwrap().0.to_vec()).collect();
     assert!(rev.iter().rev().eq(model.keys()));
     drop(r);
-    db.compact().unwrap();
-    assert!(db_contents(&db) == model);
-    drop(db);
-    simulate_reboot(path);
-    let db = open_small(path);
-    assert!(db_contents(&db) == model);
+    compact_and_reboot(db, path, &model);
 }
