@@ -81,7 +81,8 @@ def random_keys(n_keys, count, seed):
 # --- the engines -------------------------------------------------------------
 #
 # Each adapter has the same methods; each method is the loop a user would
-# write with that engine's API. "mode" is "durable" or "relaxed".
+# write with that engine's API (group_reader: a function that reads a group
+# of keys in one read transaction). "mode" is "durable" or "relaxed".
 
 
 class Scribe:
@@ -145,16 +146,16 @@ class Scribe:
         with self.db.write() as w:
             w.put(k, v)
 
-    def read_groups(self, groups, t_end):
-        gets, read, now = 0, self.db.read, time.monotonic
-        for group in itertools.cycle(groups):
+    def group_reader(self):
+        read = self.db.read
+
+        def read_group(group):
             with read() as r:
                 get = r.get
                 for k in group:
                     get(k)
-            gets += len(group)
-            if now() >= t_end:
-                return gets
+
+        return read_group
 
     def poll(self, k):
         with self.db.read() as r:
@@ -223,16 +224,16 @@ class Lmdb:
         with self.env.begin(write=True) as txn:
             txn.put(k, v)
 
-    def read_groups(self, groups, t_end):
-        gets, begin, now = 0, self.env.begin, time.monotonic
-        for group in itertools.cycle(groups):
+    def group_reader(self):
+        begin = self.env.begin
+
+        def read_group(group):
             with begin() as txn:
                 get = txn.get
                 for k in group:
                     get(k)
-            gets += len(group)
-            if now() >= t_end:
-                return gets
+
+        return read_group
 
     def poll(self, k):
         with self.env.begin() as txn:
@@ -316,18 +317,16 @@ class Sqlite:
         cur.execute(self.PUT, (k, v))
         cur.execute("COMMIT")
 
-    def read_groups(self, groups, t_end):
-        gets, now = 0, time.monotonic
-        cur = self.conn.cursor()
-        execute, sql = cur.execute, self.GET
-        for group in itertools.cycle(groups):
+    def group_reader(self):
+        execute, sql = self.conn.cursor().execute, self.GET
+
+        def read_group(group):
             execute("BEGIN")
             for k in group:
                 execute(sql, (k,)).fetchone()
             execute("COMMIT")
-            gets += len(group)
-            if now() >= t_end:
-                return gets
+
+        return read_group
 
     def poll(self, k):
         row = self.conn.execute(self.GET, (k,)).fetchone()
@@ -349,12 +348,12 @@ def reader_process(name, root, n_keys, n_random, seed, warmup, start, t_end, rea
     e.open()
     keys = random_keys(n_keys, n_random, seed)
     groups = [keys[i : i + 10] for i in range(0, len(keys), 10)]
-    e.read_groups(groups, time.monotonic() + warmup)
+    read_window(e.group_reader(), groups, time.monotonic() + warmup)
     ready.put(os.getpid())
     if not start.wait(600):
         return  # the parent is gone
     began = time.monotonic()
-    gets = e.read_groups(groups, t_end.value)
+    gets = read_window(e.group_reader(), groups, t_end.value)
     out.put(("reader", gets / (time.monotonic() - began)))
     e.close()
 
@@ -478,6 +477,17 @@ def for_window(fn, window):
         t = time.perf_counter()
         if t >= end:
             return calls / (t - began)
+
+
+def read_window(read_group, groups, t_end):
+    """Call read_group(group) for `groups` in turn, round and round, until
+    time.monotonic() reaches t_end; returns the number of keys read."""
+    gets, now = 0, time.monotonic
+    for group in itertools.cycle(groups):
+        read_group(group)
+        gets += len(group)
+        if now() >= t_end:
+            return gets
 
 
 def ns_per_call(f, args, repeat=3):
