@@ -119,7 +119,7 @@ def open(
     dropping what follows (see `recovery_report()`). create: create the
     database if the path holds none. verify_every_read: check a segment
     block's checksum at every get and scan that touches it, not only the
-    first time this process reads it (gets from segments cost 3 to 5
+    first time this process reads it (gets from segments cost about 3.6
     times as much; for long-lived workers on a disk that may fail).
 
     Open it in each process that uses it; the GIL is released while
